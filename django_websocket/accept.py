@@ -1,0 +1,206 @@
+"""The one accept helper that decorators, middleware and views share.
+
+This is the Django edge: it reads settings, validates the upgrade request, checks
+origin and connection limits, asks the server's transport to complete the
+handshake, and runs a session so that the connection is always finished and the
+server writes nothing after it. No protocol logic lives here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .conf import settings
+from django.db import close_old_connections
+from django.http import HttpRequest, HttpResponse
+
+from . import handshake
+from .connection import WebSocket, registry
+from .events import CloseCode
+from .exceptions import HandshakeError
+from .transports import servers
+from .transports.wsgi import accept_socket
+
+__all__ = [
+    "Options",
+    "SessionResponse",
+    "accept",
+    "finish",
+    "is_websocket",
+    "refuse",
+    "run_session",
+]
+
+logger = logging.getLogger("django_websocket")
+
+OPTION_NAMES = (
+    "max_message_size",
+    "ping_interval",
+    "ping_timeout",
+    "close_timeout",
+    "compression",
+    "max_connections",
+    "allowed_origins",
+)
+
+
+@dataclass(frozen=True)
+class Options:
+    """The settings one connection runs with (SPEC section 7), read once at accept."""
+
+    max_message_size: int | None
+    ping_interval: float | None
+    ping_timeout: float | None
+    close_timeout: float | None
+    compression: str | None
+    max_connections: int | None
+    allowed_origins: Sequence[str] | None
+
+    @classmethod
+    def from_settings(cls, **overrides: Any) -> Options:
+        """Read ``WEBSOCKET_*`` settings now, then apply per-view ``overrides``."""
+        options = cls(**{name: getattr(settings, f"WEBSOCKET_{name.upper()}") for name in OPTION_NAMES})
+        return replace(options, **overrides) if overrides else options
+
+
+class SessionResponse(HttpResponse):
+    """What a view returns to the server after a WebSocket session.
+
+    The handshake and the session went over the socket directly; the server was
+    told (per server, :mod:`.transports.servers`) to write nothing of this response.
+    """
+
+    status_code = 101
+    websocket_session = True
+
+
+def is_websocket(request: HttpRequest) -> bool:
+    """Tell whether ``request`` asks to upgrade to WebSocket."""
+    return handshake.is_websocket_request(request.headers)
+
+
+def refuse(exc: HandshakeError) -> HttpResponse:
+    """Turn a refused handshake into a plain-text HTTP response with its status."""
+    response = HttpResponse(
+        exc.reason + "\n", status=exc.status, content_type="text/plain; charset=utf-8"
+    )
+    for name, value in exc.headers.items():
+        response[name] = value
+    return response
+
+
+def _allowed_hosts() -> list[str]:
+    hosts = list(settings.ALLOWED_HOSTS)
+    if settings.DEBUG and not hosts:  # as HttpRequest.get_host() does
+        hosts = [".localhost", "127.0.0.1", "[::1]"]
+    return hosts
+
+
+def _request_headers(request: HttpRequest) -> list[tuple[str, str]]:
+    # Only real HTTP headers: a WSGI environ's CONTENT_TYPE/CONTENT_LENGTH are
+    # defaults that ``websockets`` would take for a request body.
+    return [
+        (key[5:].replace("_", "-").title(), str(value))
+        for key, value in request.META.items()
+        if key.startswith("HTTP_")
+    ]
+
+
+def accept(
+    request: HttpRequest,
+    *,
+    subprotocols: Sequence[str] = (),
+    select_subprotocol: Callable[[list[str]], str | None] | None = None,
+    options: Options | None = None,
+) -> WebSocket:
+    """Complete the WebSocket handshake for ``request`` and return the connection.
+
+    Args:
+        subprotocols: the subprotocols the view supports, in no particular order.
+        select_subprotocol: picks among the client's offers (overrides ``subprotocols``).
+        options: connection settings; read from ``settings`` when omitted.
+
+    Raises:
+        HandshakeError: the request is refused (400, 403, 501, 503); send
+            :func:`refuse` of it as the response.
+    """
+    options = options or Options.from_settings()
+    handshake.validate_request(request.method or "", request.headers)
+    handshake.check_origin(
+        request.headers.get("Origin"),
+        host=request.META.get("HTTP_HOST", ""),
+        allowed_origins=options.allowed_origins,
+        allowed_hosts=_allowed_hosts(),
+        trusted_origins=getattr(settings, "CSRF_TRUSTED_ORIGINS", ()),
+    )
+    found = servers.find_server(request.META)
+    if found is None:
+        logger.error(
+            "WebSocket request to %s, but this server cannot take the connection over: "
+            "add 'django_websocket' to INSTALLED_APPS for runserver, or see the "
+            "deployment docs for gunicorn and ASGI servers.",
+            request.path,
+        )
+        raise HandshakeError(501, "this server does not support websockets")
+    server, sock = found
+    offered = handshake.offered_subprotocols(request.headers)
+    if select_subprotocol is not None:
+        subprotocol = select_subprotocol(offered) if offered else None
+    else:
+        subprotocol = handshake.select_subprotocol(offered, subprotocols)
+    if not registry.reserve(options.max_connections):
+        raise HandshakeError(503, "too many websocket connections")
+    try:
+        transport = accept_socket(
+            sock,
+            path=request.get_full_path(),
+            headers=_request_headers(request),
+            subprotocol=subprotocol,
+            max_message_size=options.max_message_size,
+            compression=options.compression,
+            read_buffer=server.read_buffer(request.META),
+        )
+    except BaseException:
+        registry.release()
+        raise
+    server.hijacked(request.META)
+    websocket = WebSocket(
+        transport,
+        subprotocol=subprotocol,
+        ping_interval=options.ping_interval,
+        ping_timeout=options.ping_timeout,
+        close_timeout=options.close_timeout,
+        max_message_size=options.max_message_size,
+    )
+    registry.add(websocket)
+    return websocket
+
+
+def finish(websocket: WebSocket) -> SessionResponse:
+    """Finish ``websocket`` (close 1000 if open, await the close) and release it."""
+    try:
+        websocket.finish()
+    finally:
+        registry.discard(websocket)
+        registry.release()
+        # The session was one long request: give its DB connections back (SPEC 6).
+        close_old_connections()
+    return SessionResponse()
+
+
+def run_session(websocket: WebSocket, session: Callable[[], object]) -> SessionResponse:
+    """Run ``session`` on an accepted connection; always finish the connection.
+
+    An exception from ``session`` is logged and closes the connection with 1011;
+    it never reaches the server, which has nothing left to answer.
+    """
+    try:
+        session()
+    except Exception:
+        logger.exception("Error in WebSocket view")
+        if not websocket.closed:
+            websocket.close(CloseCode.INTERNAL_ERROR, "internal error")
+    return finish(websocket)

@@ -1,0 +1,402 @@
+"""The protocol core: one WebSocket connection as a view sees it.
+
+:class:`WebSocket` owns everything that makes a WebSocket behave the same on every
+server: the connection state, the queue of received messages (``wait``, ``read``,
+``count_messages``), the closing handshake with its timeout, keepalive pings and the
+message size limit. It drives a transport (:mod:`django_websocket.transports`) that
+only moves events, and never learns which server carries them.
+
+:class:`ConnectionRegistry` counts this process's open connections, for
+``MAX_CONNECTIONS`` and for closing them all with 1001 when the server stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+
+from .events import Close, CloseCode, Message, Pong, State
+from .exceptions import ConnectionClosed, InvalidState
+from .transports.base import Transport
+
+__all__ = ["AsyncWebSocket", "ConnectionRegistry", "WebSocket", "check_close", "registry"]
+
+# Close codes an endpoint may send (RFC 6455 section 7.4; IANA registry).
+_SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)})
+
+
+def check_close(code: int, reason: str) -> None:
+    """Reject a close code or reason that may not go in a close frame.
+
+    Raises:
+        ValueError: for a reserved or out-of-range code, or a reason over 123 bytes.
+    """
+    if code not in _SENDABLE_CODES and not 3000 <= code <= 4999:
+        raise ValueError(f"invalid close code: {code}")
+    if len(reason.encode("utf-8")) > 123:
+        raise ValueError("close reason is longer than 123 bytes")
+
+
+def message_size(message: Message, limit: int) -> int:
+    """Return the size in bytes of ``message``, encoding text only when it matters."""
+    if isinstance(message, str) and len(message) * 4 > limit:
+        return len(message.encode("utf-8", "surrogatepass"))
+    return len(message)
+
+
+class WebSocket:
+    """A server-side WebSocket connection, for synchronous code.
+
+    The django-websocket 0.3 API (``wait``, ``read``, ``count_messages``,
+    ``has_messages``, ``send``, iteration) plus ``close`` and the close details.
+    ``send`` and ``close`` may be called from any thread; receiving happens on the
+    thread that calls ``wait``/``read``/iterates.
+
+    Args:
+        transport: the server connection, already past the opening handshake.
+        subprotocol: the negotiated subprotocol, if any.
+        ping_interval: seconds of silence before a keepalive ping (``None``: never).
+        ping_timeout: seconds to wait for the pong before dropping (``None``: forever).
+        close_timeout: seconds to wait for the peer's close frame.
+        max_message_size: largest accepted message in bytes (``None``: no limit).
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        subprotocol: str | None = None,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        close_timeout: float | None = 10.0,
+        max_message_size: int | None = 2**20,
+    ) -> None:
+        self._transport = transport
+        self.subprotocol = subprotocol
+        self._ping_interval = ping_interval
+        self._ping_timeout = ping_timeout
+        self._close_timeout = close_timeout
+        self._max_message_size = max_message_size
+        self._messages: deque[Message] = deque()
+        self._state = State.OPEN
+        self._close: Close | None = None
+        self._close_sent: Close | None = None
+        self._state_lock = threading.Lock()
+        self._receive_lock = threading.RLock()
+        self._last_seen = time.monotonic()
+        self._ping_sent_at: float | None = None
+        self._close_deadline: float | None = None
+
+    # -- state ---------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        """Where the connection is: OPEN, CLOSING or CLOSED."""
+        return self._state
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is closing or closed (no more sending)."""
+        return self._state is not State.OPEN
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code once closed (1006 when TCP ended without a close frame)."""
+        return self._close.code if self._close is not None else None
+
+    @property
+    def close_reason(self) -> str | None:
+        """The close reason once closed."""
+        return self._close.reason if self._close is not None else None
+
+    def _closed_error(self) -> ConnectionClosed:
+        close = self._close or self._close_sent or Close(CloseCode.ABNORMAL_CLOSURE, "")
+        return ConnectionClosed(close.code, close.reason)
+
+    def _set_closed(self, close: Close) -> None:
+        with self._state_lock:
+            if self._state is State.CLOSED:
+                return
+            self._state = State.CLOSED
+            self._close = close
+
+    def _abort(self, close: Close) -> None:
+        self._transport.abort()
+        self._set_closed(close)
+
+    # -- receiving -------------------------------------------------------------
+
+    def _next_timeout(self) -> float | None:
+        """Seconds until the next deadline: close timeout, pong timeout or next ping."""
+        deadline = self._close_deadline
+        if self._ping_sent_at is not None:
+            if self._ping_timeout is not None:
+                pong_deadline = self._ping_sent_at + self._ping_timeout
+                deadline = pong_deadline if deadline is None else min(deadline, pong_deadline)
+        elif self._ping_interval is not None and self._state is State.OPEN:
+            ping_at = self._last_seen + self._ping_interval
+            deadline = ping_at if deadline is None else min(deadline, ping_at)
+        return None if deadline is None else max(deadline - time.monotonic(), 0.0)
+
+    def _on_timeout(self) -> None:
+        now = time.monotonic()
+        if self._close_deadline is not None and now >= self._close_deadline:
+            # RFC 6455 7.1.1: the peer did not finish the closing handshake in time.
+            self._abort(Close(CloseCode.ABNORMAL_CLOSURE, "close timeout"))
+        elif self._ping_sent_at is not None:
+            if self._ping_timeout is not None and now >= self._ping_sent_at + self._ping_timeout:
+                self._abort(Close(CloseCode.ABNORMAL_CLOSURE, "keepalive ping timeout"))
+        elif (
+            self._ping_interval is not None
+            and self._state is State.OPEN
+            and now >= self._last_seen + self._ping_interval
+        ):
+            if self._transport.ping(os.urandom(4)):
+                self._ping_sent_at = now
+            else:  # the server does keepalive itself
+                self._ping_interval = None
+
+    def _receive(self, timeout: float | None) -> bool:
+        """Take one event from the transport; return ``False`` if none came in time."""
+        event = self._transport.receive(timeout)
+        if event is None:
+            self._on_timeout()
+            return False
+        self._last_seen = time.monotonic()
+        if isinstance(event, (str, bytes)):
+            if self._state is not State.OPEN:
+                return True  # RFC 6455 1.4: data after our close frame is discarded
+            limit = self._max_message_size
+            if limit is not None and message_size(event, limit) > limit:
+                self._fail(CloseCode.MESSAGE_TOO_BIG, "message too big")
+            else:
+                self._messages.append(event)
+        elif isinstance(event, Close):
+            self._set_closed(event)
+        elif isinstance(event, Pong):
+            self._ping_sent_at = None
+        return True
+
+    def _drain(self) -> None:
+        """Queue every event already received, without blocking."""
+        if self._state is State.CLOSED or not self._receive_lock.acquire(blocking=False):
+            return
+        try:
+            while self._state is not State.CLOSED and self._receive(0):
+                pass
+        finally:
+            self._receive_lock.release()
+
+    def wait(self) -> Message | None:
+        """Block until a message arrives and return it; ``None`` once closed."""
+        if self._messages:
+            return self._messages.popleft()
+        with self._receive_lock:
+            while not self._messages:
+                if self._state is State.CLOSED:
+                    return None
+                self._receive(self._next_timeout())
+            return self._messages.popleft()
+
+    def read(self) -> Message | None:
+        """Return a received message if one is queued, else ``None``; never blocks."""
+        if not self._messages:
+            self._drain()
+        return self._messages.popleft() if self._messages else None
+
+    def count_messages(self) -> int:
+        """Return how many received messages are queued, without consuming them."""
+        self._drain()
+        return len(self._messages)
+
+    def has_messages(self) -> bool:
+        """Return whether a received message is queued."""
+        return bool(self._messages) or self.count_messages() > 0
+
+    def __iter__(self) -> Iterator[Message]:
+        """Yield each message until the client closes the connection."""
+        while (message := self.wait()) is not None:
+            yield message
+
+    # -- sending ---------------------------------------------------------------
+
+    def send(self, message: Message | bytearray | memoryview) -> None:
+        """Send a message: text for ``str``, binary for bytes-like.
+
+        Raises:
+            ConnectionClosed: the connection is closing or closed.
+            TypeError: ``message`` is neither text nor bytes.
+        """
+        if isinstance(message, (bytearray, memoryview)):
+            message = bytes(message)
+        elif not isinstance(message, (str, bytes)):
+            raise TypeError(f"message must be str or bytes, not {type(message).__name__}")
+        if self._state is not State.OPEN:
+            raise self._closed_error()
+        try:
+            self._transport.send(message)
+        except InvalidState as exc:
+            raise self._closed_error() from exc
+        except ConnectionClosed as exc:
+            self._set_closed(Close(exc.code, exc.reason))
+            raise
+
+    def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Start the closing handshake; does nothing if already closing or closed.
+
+        Raises:
+            ValueError: the code may not be sent, or the reason is too long.
+        """
+        check_close(code, reason)
+        with self._state_lock:
+            if self._state is not State.OPEN:
+                return
+            self._state = State.CLOSING
+            self._close_sent = Close(code, reason)
+            if self._close_timeout is not None:
+                self._close_deadline = time.monotonic() + self._close_timeout
+        self._transport.send_close(code, reason)
+
+    def _fail(self, code: int, reason: str) -> None:
+        """Close because the peer misbehaved (RFC 6455 7.1.7), e.g. 1009."""
+        self.close(code, reason)
+
+    def finish(self) -> None:
+        """End the session: close with 1000 if still open, await the handshake, release.
+
+        Called by django_websocket when the view returns; safe to call twice.
+        """
+        if self._state is State.OPEN:
+            self.close()
+        with self._receive_lock:
+            while self._state is not State.CLOSED:
+                self._receive(self._next_timeout())
+            self._messages.clear()
+        self._transport.finish(self._close_timeout)
+
+
+class ConnectionRegistry:
+    """The open connections of this process.
+
+    ``reserve`` counts a connection before its handshake completes, so the
+    ``MAX_CONNECTIONS`` check and the increment are one atomic step.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._reserved = 0
+        self._connections: set[WebSocket] = set()
+
+    def reserve(self, limit: int | None) -> bool:
+        """Count one more connection; return ``False`` if ``limit`` is reached."""
+        with self._lock:
+            if limit is not None and self._reserved >= limit:
+                return False
+            self._reserved += 1
+            return True
+
+    def release(self) -> None:
+        """Give back a reservation (the connection ended or never opened)."""
+        with self._lock:
+            self._reserved -= 1
+            self._lock.notify_all()
+
+    def add(self, connection: WebSocket) -> None:
+        """Track an open connection so that :meth:`close_all` reaches it."""
+        with self._lock:
+            self._connections.add(connection)
+
+    def discard(self, connection: WebSocket) -> None:
+        """Stop tracking a connection."""
+        with self._lock:
+            self._connections.discard(connection)
+            self._lock.notify_all()
+
+    def __len__(self) -> int:
+        return self._reserved
+
+    def close_all(self, code: int, reason: str, timeout: float | None = None) -> int:
+        """Start closing every open connection; wait up to ``timeout`` for them to end.
+
+        Returns:
+            How many connections were still open when the wait ended.
+        """
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.close(code, reason)
+            except Exception:  # noqa: BLE001 - shutting down: one failure must not stop the rest
+                pass
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while self._connections:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    break
+                self._lock.wait(remaining)
+            return len(self._connections)
+
+
+#: This process's connections.
+registry = ConnectionRegistry()
+
+
+class AsyncWebSocket:
+    """The :class:`WebSocket` API for ``async def`` views: ``await ws.wait()``.
+
+    This implementation serves async views on WSGI servers: blocking calls of the
+    underlying synchronous connection run in a worker thread, so the event loop
+    that Django runs the view on is never blocked.
+    """
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self._ws = websocket
+
+    @property
+    def sync(self) -> WebSocket:
+        """The synchronous connection underneath."""
+        return self._ws
+
+    subprotocol = property(lambda self: self._ws.subprotocol, doc="The negotiated subprotocol.")
+    state = property(lambda self: self._ws.state, doc="OPEN, CLOSING or CLOSED.")
+    closed = property(lambda self: self._ws.closed, doc="Whether closing or closed.")
+    close_code = property(lambda self: self._ws.close_code, doc="The close code once closed.")
+    close_reason = property(lambda self: self._ws.close_reason, doc="The close reason.")
+
+    async def wait(self) -> Message | None:
+        """Wait for a message and return it; ``None`` once closed."""
+        if self._ws._messages:
+            return self._ws._messages.popleft()
+        return await asyncio.to_thread(self._ws.wait)
+
+    def read(self) -> Message | None:
+        """Return a queued message or ``None``; never blocks (not a coroutine)."""
+        return self._ws.read()
+
+    def count_messages(self) -> int:
+        """Return how many received messages are queued."""
+        return self._ws.count_messages()
+
+    def has_messages(self) -> bool:
+        """Return whether a received message is queued."""
+        return self._ws.has_messages()
+
+    async def send(self, message: Message | bytearray | memoryview) -> None:
+        """Send a message: text for ``str``, binary for bytes-like."""
+        await asyncio.to_thread(self._ws.send, message)
+
+    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Start the closing handshake."""
+        await asyncio.to_thread(self._ws.close, code, reason)
+
+    def __aiter__(self) -> AsyncIterator[Message]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Message]:
+        while (message := await self.wait()) is not None:
+            yield message

@@ -1,0 +1,48 @@
+"""Typed values that flow between transports and the core.
+
+A message is a ``str`` (text) or ``bytes`` (binary). The end of a connection is a
+:class:`Close`. Transports may also report a :class:`Pong` so the core can track
+keepalive.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import NamedTuple, Union
+
+from websockets.frames import CloseCode
+
+__all__ = ["Close", "CloseCode", "Event", "Message", "Pong", "State"]
+
+Message = Union[str, bytes]
+
+
+class Close(NamedTuple):
+    """The connection ended with this code and reason (RFC 6455 section 7.1.5)."""
+
+    code: int
+    reason: str = ""
+
+
+class Pong(NamedTuple):
+    """The peer answered a ping with this payload."""
+
+    data: bytes
+
+
+Event = Union[str, bytes, Close, Pong]
+
+
+class State(enum.Enum):
+    """Where a connection is in its life (RFC 6455 sections 4 and 7)."""
+
+    CONNECTING = "connecting"
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+#: Codes a peer may not send in a close frame and we never send (RFC 6455 7.4.1).
+RESERVED_CODES = frozenset(
+    {CloseCode.NO_STATUS_RCVD, CloseCode.ABNORMAL_CLOSURE, CloseCode.TLS_HANDSHAKE}
+)

@@ -1,0 +1,120 @@
+"""``runserver`` that also serves WebSockets.
+
+It is Django's development server (staticfiles' when that app is installed, so
+static files keep being served) with a request handler that puts the client socket
+in the WSGI environ (:data:`~django_websocket.transports.servers.SOCKET_KEY`) and
+writes nothing after a WebSocket session. Threaded as always; ``--multithreaded``
+is accepted for django-websocket 0.3 compatibility. Open WebSockets are closed with
+1001 when the server stops.
+"""
+
+from __future__ import annotations
+
+import atexit
+import signal
+import sys
+import threading
+from typing import Any
+
+from django.apps import apps
+from ...conf import settings
+from django.core.servers import basehttp
+
+from ...connection import registry
+from ...events import CloseCode
+from ...transports.servers import HIJACKED_KEY, READ_BUFFER_KEY, SOCKET_KEY
+
+if apps.is_installed("django.contrib.staticfiles"):
+    from django.contrib.staticfiles.management.commands.runserver import (
+        Command as BaseCommand,
+    )
+else:
+    from django.core.management.commands.runserver import Command as BaseCommand
+
+__all__ = ["Command", "WebSocketRequestHandler", "WebSocketWSGIServer"]
+
+
+class WebSocketServerHandler(basehttp.ServerHandler):
+    """Django's handler, except that it writes nothing once a WebSocket took over."""
+
+    def finish_response(self) -> None:
+        if self.environ.get(HIJACKED_KEY):
+            self.request_handler.close_connection = True
+            self.close()  # logs the 101 and closes the response; no bytes written
+            return
+        super().finish_response()
+
+
+class WebSocketRequestHandler(basehttp.WSGIRequestHandler):
+    """Django's request handler, with the socket in the environ for WebSockets."""
+
+    def read_buffer(self) -> bytes:
+        """Return bytes the buffered reader holds past the request head, without blocking."""
+        self.connection.setblocking(False)
+        try:
+            return self.rfile.read1(65536) or b""
+        except OSError:
+            return b""
+        finally:
+            self.connection.setblocking(True)
+
+    def handle_one_request(self) -> None:
+        # As Django's WSGIRequestHandler.handle_one_request, plus the two environ keys.
+        self.raw_requestline = self.rfile.readline(65537)
+        if len(self.raw_requestline) > 65536:
+            self.requestline = ""
+            self.request_version = ""
+            self.command = ""
+            self.send_error(414)
+            return
+        if not self.parse_request():
+            return
+        environ = self.get_environ()
+        environ[SOCKET_KEY] = self.connection
+        environ[READ_BUFFER_KEY] = self.read_buffer
+        handler = WebSocketServerHandler(self.rfile, self.wfile, self.get_stderr(), environ)
+        handler.request_handler = self
+        handler.run(self.server.get_app())
+
+
+class WebSocketWSGIServer(basehttp.WSGIServer):
+    """Django's development server, handling requests with :class:`WebSocketRequestHandler`."""
+
+    # Many WebSockets may connect at once; Django's default backlog of 10 drops SYNs.
+    request_queue_size = 128
+
+    def __init__(self, server_address: Any, handler_class: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(server_address, WebSocketRequestHandler, *args, **kwargs)
+
+
+def close_websockets() -> None:
+    """Close every open WebSocket with 1001 and wait (bounded) for their sessions to end."""
+    if len(registry):
+        registry.close_all(
+            CloseCode.GOING_AWAY, "server shutting down", timeout=settings.WEBSOCKET_CLOSE_TIMEOUT
+        )
+
+
+class Command(BaseCommand):
+    help = BaseCommand.help.rstrip(".") + ", with WebSockets."
+    server_cls = WebSocketWSGIServer
+
+    def add_arguments(self, parser: Any) -> None:
+        super().add_arguments(parser)
+        parser.add_argument(
+            "--multithreaded",
+            action="store_true",
+            help="Accepted for django-websocket 0.3 compatibility: the server is always threaded.",
+        )
+
+    def inner_run(self, *args: Any, **options: Any) -> None:
+        if not options.get("use_threading", True):
+            self.stderr.write(
+                "Warning: --nothreading serves one request at a time; an open WebSocket "
+                "blocks every other request."
+            )
+        atexit.register(close_websockets)
+        if threading.current_thread() is threading.main_thread():
+            # Without the autoreloader nothing turns SIGTERM into a clean exit.
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        super().inner_run(*args, **options)

@@ -1,0 +1,189 @@
+"""Adapt ``websockets``' sans-I/O :class:`~websockets.server.ServerProtocol` to our events.
+
+Framing, masking, control frames, the close handshake bytes and permessage-deflate
+are the ``websockets`` package's. This module only:
+
+* completes the opening handshake for a request that the Django edge validated;
+* reassembles fragmented messages and decodes text as UTF-8 (the sans-I/O layer
+  leaves that to its callers), failing with 1007 on invalid UTF-8;
+* turns frames into our typed events (``str``, ``bytes``, :class:`Pong`,
+  :class:`Close`), with the close code that describes how the connection ended.
+
+It never touches a socket: callers feed bytes in and write :meth:`data_to_send` out.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from websockets.exceptions import InvalidState as WsInvalidState
+from websockets.exceptions import ProtocolError as WsProtocolError
+from websockets.extensions.base import ServerExtensionFactory
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+from websockets.frames import CloseCode, Opcode
+from websockets.http11 import Request
+from websockets.protocol import State as WsState
+from websockets.server import ServerProtocol
+
+from .events import Close, Event, Message, Pong
+from .exceptions import HandshakeError, InvalidState
+
+__all__ = ["FrameProtocol"]
+
+logger = logging.getLogger("django_websocket.protocol")
+
+
+def _extensions(compression: str | None) -> list[ServerExtensionFactory]:
+    if compression is None:
+        return []
+    if compression != "deflate":
+        raise ValueError(f"unsupported compression: {compression!r}")
+    # The settings websockets itself uses for servers: a 4 KiB window keeps the
+    # memory per connection small at a small cost in ratio.
+    return [
+        ServerPerMessageDeflateFactory(
+            server_max_window_bits=12,
+            client_max_window_bits=12,
+            compress_settings={"memLevel": 5},
+        )
+    ]
+
+
+class FrameProtocol:
+    """One server-side WebSocket connection's framing, without I/O.
+
+    Args:
+        max_message_size: largest incoming message in bytes (``None``: no limit);
+            a larger one fails the connection with 1009 before it is buffered.
+        compression: ``"deflate"`` to accept permessage-deflate, or ``None``.
+    """
+
+    def __init__(self, *, max_message_size: int | None, compression: str | None) -> None:
+        self._proto = ServerProtocol(
+            extensions=_extensions(compression),
+            max_size=max_message_size,
+            logger=logger,
+        )
+        self._fragments: list[bytes] = []
+        self._fragment_text = False
+        self.close_event: Close | None = None
+
+    # -- opening handshake -------------------------------------------------
+
+    def accept(self, path: str, headers: Sequence[tuple[str, str]], subprotocol: str | None) -> None:
+        """Queue the ``101 Switching Protocols`` response for a validated request.
+
+        The request head is fed to ``websockets`` as bytes, its documented sans-I/O
+        flow, so it negotiates extensions and then parses frames from where the
+        head ended.
+
+        Raises:
+            HandshakeError: if ``websockets`` refuses what our validation let through.
+        """
+        head = f"GET {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
+        self._proto.receive_data((head + "\r\n").encode("latin-1", "replace"))
+        events = self._proto.events_received()
+        if len(events) != 1 or not isinstance(events[0], Request):
+            raise HandshakeError(400, "malformed upgrade request")
+        response = self._proto.accept(events[0])
+        if response.status_code != 101:
+            body = (response.body or b"").decode("utf-8", "replace").strip().splitlines()
+            raise HandshakeError(response.status_code, body[0] if body else "bad request")
+        if subprotocol is not None:
+            response.headers["Sec-WebSocket-Protocol"] = subprotocol
+        self._proto.send_response(response)
+
+    @property
+    def extensions(self) -> list[str]:
+        """Names of the negotiated extensions (e.g. ``["permessage-deflate"]``)."""
+        return [ext.name for ext in self._proto.extensions]
+
+    # -- incoming ----------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Feed bytes read from the network; return the events they complete."""
+        if self.close_event is not None:
+            return []
+        if data:
+            self._proto.receive_data(data)
+        else:
+            self._proto.receive_eof()
+        events: list[Event] = []
+        for frame in self._proto.events_received():
+            opcode = frame.opcode
+            if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+                self._fragments = [frame.data]
+                self._fragment_text = opcode is Opcode.TEXT
+            elif opcode is Opcode.CONT:
+                self._fragments.append(frame.data)
+            elif opcode is Opcode.PONG:
+                events.append(Pong(bytes(frame.data)))
+                continue
+            else:  # ping (answered by websockets) or close (handled below)
+                continue
+            if frame.fin:
+                message = self._assemble()
+                if message is None:
+                    break
+                events.append(message)
+        self._check_closed(events)
+        return events
+
+    def _assemble(self) -> Message | None:
+        data = self._fragments[0] if len(self._fragments) == 1 else b"".join(self._fragments)
+        self._fragments = []
+        if not self._fragment_text:
+            return bytes(data)
+        try:
+            return bytes(data).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            # RFC 6455 section 8.1: invalid UTF-8 in a text message fails the connection.
+            self._proto.fail(CloseCode.INVALID_DATA, f"invalid utf-8 at position {exc.start}")
+            return None
+
+    def _check_closed(self, events: list[Event]) -> None:
+        """Report how the connection ended, once, when ``websockets`` is done with it."""
+        proto = self._proto
+        if self.close_event is not None or not (proto.eof_sent or proto.state is WsState.CLOSED):
+            return
+        if proto.close_rcvd is not None:
+            close = Close(proto.close_rcvd.code, proto.close_rcvd.reason)
+        elif isinstance(proto.parser_exc, EOFError) or proto.close_sent is None:
+            close = Close(CloseCode.ABNORMAL_CLOSURE, "")
+        else:
+            close = Close(proto.close_sent.code, proto.close_sent.reason)
+        self.close_event = close
+        events.append(close)
+
+    # -- outgoing ----------------------------------------------------------
+
+    def send_message(self, message: Message) -> None:
+        """Queue one message: text for ``str``, binary for ``bytes``."""
+        try:
+            if isinstance(message, str):
+                self._proto.send_text(message.encode("utf-8"))
+            else:
+                self._proto.send_binary(message)
+        except (WsInvalidState, WsProtocolError) as exc:
+            raise InvalidState(f"cannot send: {exc}") from exc
+
+    def send_close(self, code: int, reason: str) -> None:
+        """Start the closing handshake (RFC 6455 section 7.1.2)."""
+        if self._proto.state is WsState.OPEN:
+            self._proto.send_close(code, reason)
+
+    def send_ping(self, data: bytes) -> None:
+        """Queue a ping frame, allowed while open or closing."""
+        if self._proto.state in (WsState.OPEN, WsState.CLOSING):
+            self._proto.send_ping(data)
+
+    def data_to_send(self) -> list[bytes]:
+        """Return the bytes to write; an empty ``bytes`` asks to half-close TCP."""
+        return self._proto.data_to_send()
+
+    @property
+    def open(self) -> bool:
+        """Whether messages may still be sent."""
+        return self._proto.state is WsState.OPEN
+

@@ -1,0 +1,187 @@
+"""The WSGI transport: a taken-over client socket, framed by :mod:`..protocol`.
+
+After the handshake the socket belongs to us until :meth:`SocketTransport.finish`;
+the server only closes it afterwards. Reads happen on the view's thread (no reader
+thread per connection); writes may come from any thread and are serialised.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+
+from ..events import Close, CloseCode, Event, Message
+from ..exceptions import ConnectionClosed
+from ..protocol import FrameProtocol
+
+__all__ = ["SocketTransport", "accept_socket"]
+
+READ_SIZE = 65536
+
+
+def wait_readable(sock: socket.socket, timeout: float | None) -> bool:
+    """Wait until ``sock`` has data (or EOF); return ``False`` on timeout.
+
+    ``poll`` has no file-descriptor limit, unlike ``select`` (1024); under eventlet,
+    whose monkey-patching removes ``poll``, its green ``select`` has no such limit.
+    """
+    poll = getattr(select, "poll", None)
+    if poll is not None:
+        poller = poll()
+        poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+        return bool(poller.poll(None if timeout is None else max(timeout, 0.0) * 1000))
+    readable, _, _ = select.select([sock], [], [], timeout)
+    return bool(readable)
+
+
+class SocketTransport:
+    """Carry one WebSocket connection over a connected socket.
+
+    Args:
+        sock: the client socket, in blocking mode.
+        protocol: the connection's framing, already past the opening handshake.
+    """
+
+    def __init__(self, sock: socket.socket, protocol: FrameProtocol) -> None:
+        self._sock = sock
+        self._proto = protocol
+        self._write_lock = threading.Lock()  # guards the protocol and socket writes
+        self._events: deque[Event] = deque()
+        self._eof = False
+        self._write_closed = False
+
+    # -- writing (any thread) ----------------------------------------------
+
+    def _flush(self) -> None:
+        """Write what the protocol queued; called with the write lock held."""
+        for data in self._proto.data_to_send():
+            if data:
+                self._sock.sendall(data)
+            elif not self._write_closed:
+                # websockets asks to half-close: the server closes TCP first (RFC 6455 7.1.1).
+                self._write_closed = True
+                try:
+                    self._sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+
+    def send(self, message: Message) -> None:
+        """Send one message; raise :class:`ConnectionClosed` (1006) if the socket failed."""
+        with self._write_lock:
+            self._proto.send_message(message)
+            try:
+                self._flush()
+            except OSError as exc:
+                self._eof = True
+                raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, "connection lost") from exc
+
+    def send_close(self, code: int, reason: str) -> None:
+        """Start the closing handshake; a socket error just ends the connection."""
+        with self._write_lock:
+            self._proto.send_close(code, reason)
+            try:
+                self._flush()
+            except OSError:
+                self._eof = True
+
+    def ping(self, data: bytes) -> bool:
+        """Send a ping frame for keepalive."""
+        with self._write_lock:
+            self._proto.send_ping(data)
+            try:
+                self._flush()
+            except OSError:
+                self._eof = True
+        return True
+
+    def abort(self) -> None:
+        """Drop TCP now; the next :meth:`receive` reports 1006."""
+        self._eof = True
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    # -- reading (the view's thread) -----------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        """Process bytes read from the socket (or ``b""`` for EOF)."""
+        with self._write_lock:
+            self._events.extend(self._proto.receive_data(data))
+            try:
+                self._flush()  # pongs, close replies
+            except OSError:
+                self._eof = True
+        if not data:
+            self._eof = True
+
+    def receive(self, timeout: float | None) -> Event | None:
+        """Return the next event, or ``None`` if ``timeout`` passed first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._events:
+            if self._eof:
+                close = self._proto.close_event or Close(CloseCode.ABNORMAL_CLOSURE, "")
+                self._proto.close_event = close
+                return close
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if not wait_readable(self._sock, remaining):
+                    return None
+            try:
+                data = self._sock.recv(READ_SIZE)
+            except OSError:
+                data = b""
+            self.feed(data)
+        return self._events.popleft()
+
+    def finish(self, timeout: float | None) -> None:
+        """Half-close, then wait (bounded) for the peer's FIN so TCP ends without a reset."""
+        with self._write_lock:
+            if not self._write_closed:
+                self._write_closed = True
+                try:
+                    self._sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    self._eof = True
+        deadline = time.monotonic() + (timeout if timeout is not None else 10.0)
+        while not self._eof:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not wait_readable(self._sock, remaining):
+                break
+            try:
+                if not self._sock.recv(READ_SIZE):
+                    break
+            except OSError:
+                break
+
+
+def accept_socket(
+    sock: socket.socket,
+    *,
+    path: str,
+    headers: Sequence[tuple[str, str]],
+    subprotocol: str | None,
+    max_message_size: int | None,
+    compression: str | None,
+    read_buffer: bytes = b"",
+) -> SocketTransport:
+    """Complete the opening handshake on ``sock`` and return its transport.
+
+    Raises:
+        HandshakeError: if ``websockets`` refuses the request.
+        OSError: if writing the ``101`` response fails.
+    """
+    sock.settimeout(None)
+    protocol = FrameProtocol(max_message_size=max_message_size, compression=compression)
+    protocol.accept(path, headers, subprotocol)
+    transport = SocketTransport(sock, protocol)
+    with transport._write_lock:
+        transport._flush()
+    if read_buffer:
+        # A client may pipeline frames behind its handshake; the server buffered them.
+        transport.feed(read_buffer)
+    return transport
