@@ -2,6 +2,7 @@
 
 Public API::
 
+    from django_websocket import WebSocketView                          # class-based views
     from django_websocket import accept_websocket, require_websocket   # 0.3 API
     from django_websocket import WebSocket, AsyncWebSocket, ConnectionClosed
 
@@ -32,6 +33,7 @@ __all__ = [
     "ProtocolError",
     "WebSocket",
     "WebSocketError",
+    "WebSocketView",
     "accept_websocket",
     "require_websocket",
 ]
@@ -42,7 +44,8 @@ _LAZY = {
     "accept_websocket": "decorators",
     "require_websocket": "decorators",
     "WebSocket": "connection",
-    "AsyncWebSocket": "connection",
+    "AsyncWebSocket": "connection_async",
+    "WebSocketView": "views",
 }
 
 

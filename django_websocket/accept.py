@@ -14,24 +14,32 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .conf import settings
+from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 from django.http import HttpRequest, HttpResponse
 
 from . import handshake
-from .connection import WebSocket, registry
+from .connection import BaseWebSocket, WebSocket, registry
+from .connection_async import AsyncWebSocket
 from .events import CloseCode
 from .exceptions import HandshakeError
 from .transports import servers
+from .transports.base import AsyncTransport, Transport
+from .transports.threaded import ThreadedTransport
 from .transports.wsgi import accept_socket
 
 __all__ = [
     "Options",
     "SessionResponse",
+    "aaccept",
     "accept",
+    "afinish",
     "finish",
     "is_websocket",
     "refuse",
     "run_session",
+    "shutdown",
+    "validate",
 ]
 
 logger = logging.getLogger("django_websocket")
@@ -79,7 +87,25 @@ class SessionResponse(HttpResponse):
 
 def is_websocket(request: HttpRequest) -> bool:
     """Tell whether ``request`` asks to upgrade to WebSocket."""
-    return handshake.is_websocket_request(request.headers)
+    return servers.ASGI_KEY in request.META or handshake.is_websocket_request(request.headers)
+
+
+def validate(request: HttpRequest) -> None:
+    """Check the upgrade request (RFC 6455 4.2.1); ASGI servers did it already.
+
+    Raises:
+        HandshakeError: 400 with the reason.
+    """
+    if servers.ASGI_KEY not in request.META:
+        handshake.validate_request(request.method or "", request.headers)
+
+
+def shutdown() -> None:
+    """Close this process's WebSockets with 1001; wait (bounded) for their sessions to end."""
+    if len(registry):
+        registry.close_all(
+            CloseCode.GOING_AWAY, "server shutting down", timeout=settings.WEBSOCKET_CLOSE_TIMEOUT
+        )
 
 
 def refuse(exc: HandshakeError) -> HttpResponse:
@@ -109,6 +135,66 @@ def _request_headers(request: HttpRequest) -> list[tuple[str, str]]:
     ]
 
 
+def _negotiate(
+    request: HttpRequest,
+    subprotocols: Sequence[str],
+    select_subprotocol: Callable[[list[str]], str | None] | None,
+    options: Options,
+) -> str | None:
+    """Validate the upgrade and its origin; return the chosen subprotocol."""
+    validate(request)
+    handshake.check_origin(
+        request.headers.get("Origin"),
+        host=request.META.get("HTTP_HOST", ""),
+        allowed_origins=options.allowed_origins,
+        allowed_hosts=_allowed_hosts(),
+        trusted_origins=getattr(settings, "CSRF_TRUSTED_ORIGINS", ()),
+    )
+    offered = handshake.offered_subprotocols(request.headers)
+    if select_subprotocol is not None:
+        return select_subprotocol(offered) if offered else None
+    return handshake.select_subprotocol(offered, subprotocols)
+
+
+def _accept_wsgi(request: HttpRequest, subprotocol: str | None, options: Options) -> Transport:
+    found = servers.find_server(request.META)
+    if found is None:
+        logger.error(
+            "WebSocket request to %s, but this server cannot take the connection over: "
+            "add 'django_websocket' to INSTALLED_APPS for runserver, or see the "
+            "deployment docs for gunicorn and ASGI servers.",
+            request.path,
+        )
+        raise HandshakeError(501, "this server does not support websockets")
+    server, sock = found
+    transport = accept_socket(
+        sock,
+        path=request.get_full_path(),
+        headers=_request_headers(request),
+        subprotocol=subprotocol,
+        max_message_size=options.max_message_size,
+        compression=options.compression,
+        read_buffer=server.read_buffer(request.META),
+    )
+    server.hijacked(request.META)
+    return transport
+
+
+def _core_options(subprotocol: str | None, options: Options) -> dict[str, Any]:
+    return {
+        "subprotocol": subprotocol,
+        "ping_interval": options.ping_interval,
+        "ping_timeout": options.ping_timeout,
+        "close_timeout": options.close_timeout,
+        "max_message_size": options.max_message_size,
+    }
+
+
+def _reserve(options: Options) -> None:
+    if not registry.reserve(options.max_connections):
+        raise HandshakeError(503, "too many websocket connections")
+
+
 def accept(
     request: HttpRequest,
     *,
@@ -117,6 +203,9 @@ def accept(
     options: Options | None = None,
 ) -> WebSocket:
     """Complete the WebSocket handshake for ``request`` and return the connection.
+
+    For synchronous code, on any server: a WSGI server's socket is taken over; under
+    ASGI the handshake is sent through the event loop from this thread.
 
     Args:
         subprotocols: the subprotocols the view supports, in no particular order.
@@ -128,55 +217,59 @@ def accept(
             :func:`refuse` of it as the response.
     """
     options = options or Options.from_settings()
-    handshake.validate_request(request.method or "", request.headers)
-    handshake.check_origin(
-        request.headers.get("Origin"),
-        host=request.META.get("HTTP_HOST", ""),
-        allowed_origins=options.allowed_origins,
-        allowed_hosts=_allowed_hosts(),
-        trusted_origins=getattr(settings, "CSRF_TRUSTED_ORIGINS", ()),
-    )
-    found = servers.find_server(request.META)
-    if found is None:
-        logger.error(
-            "WebSocket request to %s, but this server cannot take the connection over: "
-            "add 'django_websocket' to INSTALLED_APPS for runserver, or see the "
-            "deployment docs for gunicorn and ASGI servers.",
-            request.path,
-        )
-        raise HandshakeError(501, "this server does not support websockets")
-    server, sock = found
-    offered = handshake.offered_subprotocols(request.headers)
-    if select_subprotocol is not None:
-        subprotocol = select_subprotocol(offered) if offered else None
-    else:
-        subprotocol = handshake.select_subprotocol(offered, subprotocols)
-    if not registry.reserve(options.max_connections):
-        raise HandshakeError(503, "too many websocket connections")
+    subprotocol = _negotiate(request, subprotocols, select_subprotocol, options)
+    _reserve(options)
     try:
-        transport = accept_socket(
-            sock,
-            path=request.get_full_path(),
-            headers=_request_headers(request),
-            subprotocol=subprotocol,
-            max_message_size=options.max_message_size,
-            compression=options.compression,
-            read_buffer=server.read_buffer(request.META),
-        )
+        asgi = request.META.get(servers.ASGI_KEY)
+        transport: Transport
+        if asgi is not None:
+            transport = asgi.accept_from_thread(subprotocol)
+        else:
+            transport = _accept_wsgi(request, subprotocol, options)
     except BaseException:
         registry.release()
         raise
-    server.hijacked(request.META)
-    websocket = WebSocket(
-        transport,
-        subprotocol=subprotocol,
-        ping_interval=options.ping_interval,
-        ping_timeout=options.ping_timeout,
-        close_timeout=options.close_timeout,
-        max_message_size=options.max_message_size,
-    )
+    websocket = WebSocket(transport, **_core_options(subprotocol, options))
     registry.add(websocket)
     return websocket
+
+
+async def aaccept(
+    request: HttpRequest,
+    *,
+    subprotocols: Sequence[str] = (),
+    select_subprotocol: Callable[[list[str]], str | None] | None = None,
+    options: Options | None = None,
+    pump: bool = False,
+) -> AsyncWebSocket:
+    """Like :func:`accept`, for ``async def`` code: return an :class:`AsyncWebSocket`.
+
+    Under ASGI the connection lives on the event loop; on a WSGI server its blocking
+    calls run in worker threads.
+    """
+    options = options or Options.from_settings()
+    subprotocol = _negotiate(request, subprotocols, select_subprotocol, options)
+    _reserve(options)
+    try:
+        asgi = request.META.get(servers.ASGI_KEY)
+        transport: AsyncTransport
+        if asgi is not None:
+            transport = await asgi.accept(subprotocol)
+        else:
+            transport = ThreadedTransport(_accept_wsgi(request, subprotocol, options))
+    except BaseException:
+        registry.release()
+        raise
+    websocket = AsyncWebSocket(transport, pump=pump, **_core_options(subprotocol, options))
+    registry.add(websocket)
+    return websocket
+
+
+def _release(websocket: BaseWebSocket) -> None:
+    registry.discard(websocket)
+    registry.release()
+    # The session was one long request: give its DB connections back (SPEC 6).
+    close_old_connections()
 
 
 def finish(websocket: WebSocket) -> SessionResponse:
@@ -184,10 +277,16 @@ def finish(websocket: WebSocket) -> SessionResponse:
     try:
         websocket.finish()
     finally:
-        registry.discard(websocket)
-        registry.release()
-        # The session was one long request: give its DB connections back (SPEC 6).
-        close_old_connections()
+        _release(websocket)
+    return SessionResponse()
+
+
+async def afinish(websocket: AsyncWebSocket) -> SessionResponse:
+    """Finish an :class:`AsyncWebSocket` and release it."""
+    try:
+        await websocket.finish()
+    finally:
+        await sync_to_async(_release, thread_sensitive=True)(websocket)
     return SessionResponse()
 
 

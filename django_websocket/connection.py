@@ -12,18 +12,18 @@ only moves events, and never learns which server carries them.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
+from typing import Any
 
-from .events import Close, CloseCode, Message, Pong, State
+from .events import Close, CloseCode, Event, Message, Pong, State
 from .exceptions import ConnectionClosed, InvalidState
 from .transports.base import Transport
 
-__all__ = ["AsyncWebSocket", "ConnectionRegistry", "WebSocket", "check_close", "registry"]
+__all__ = ["BaseWebSocket", "ConnectionRegistry", "WebSocket", "check_close", "registry"]
 
 # Close codes an endpoint may send (RFC 6455 section 7.4; IANA registry).
 _SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)})
@@ -48,16 +48,10 @@ def message_size(message: Message, limit: int) -> int:
     return len(message)
 
 
-class WebSocket:
-    """A server-side WebSocket connection, for synchronous code.
-
-    The django-websocket 0.3 API (``wait``, ``read``, ``count_messages``,
-    ``has_messages``, ``send``, iteration) plus ``close`` and the close details.
-    ``send`` and ``close`` may be called from any thread; receiving happens on the
-    thread that calls ``wait``/``read``/iterates.
+class BaseWebSocket:
+    """What the sync and async connections share: state, queue, deadlines. No I/O.
 
     Args:
-        transport: the server connection, already past the opening handshake.
         subprotocol: the negotiated subprotocol, if any.
         ping_interval: seconds of silence before a keepalive ping (``None``: never).
         ping_timeout: seconds to wait for the pong before dropping (``None``: forever).
@@ -67,7 +61,6 @@ class WebSocket:
 
     def __init__(
         self,
-        transport: Transport,
         *,
         subprotocol: str | None = None,
         ping_interval: float | None = 20.0,
@@ -75,7 +68,6 @@ class WebSocket:
         close_timeout: float | None = 10.0,
         max_message_size: int | None = 2**20,
     ) -> None:
-        self._transport = transport
         self.subprotocol = subprotocol
         self._ping_interval = ping_interval
         self._ping_timeout = ping_timeout
@@ -86,12 +78,9 @@ class WebSocket:
         self._close: Close | None = None
         self._close_sent: Close | None = None
         self._state_lock = threading.Lock()
-        self._receive_lock = threading.RLock()
         self._last_seen = time.monotonic()
         self._ping_sent_at: float | None = None
         self._close_deadline: float | None = None
-
-    # -- state ---------------------------------------------------------------
 
     @property
     def state(self) -> State:
@@ -113,22 +102,39 @@ class WebSocket:
         """The close reason once closed."""
         return self._close.reason if self._close is not None else None
 
+    def close_from_any_thread(self, code: int, reason: str) -> None:
+        """Start the closing handshake from a thread that does not own the connection."""
+        raise NotImplementedError
+
     def _closed_error(self) -> ConnectionClosed:
         close = self._close or self._close_sent or Close(CloseCode.ABNORMAL_CLOSURE, "")
         return ConnectionClosed(close.code, close.reason)
 
     def _set_closed(self, close: Close) -> None:
         with self._state_lock:
-            if self._state is State.CLOSED:
-                return
-            self._state = State.CLOSED
-            self._close = close
+            if self._state is not State.CLOSED:
+                self._state = State.CLOSED
+                self._close = close
 
-    def _abort(self, close: Close) -> None:
-        self._transport.abort()
-        self._set_closed(close)
+    def _begin_close(self, code: int, reason: str) -> bool:
+        """Move OPEN → CLOSING; return whether the caller must send the close frame."""
+        check_close(code, reason)
+        with self._state_lock:
+            if self._state is not State.OPEN:
+                return False
+            self._state = State.CLOSING
+            self._close_sent = Close(code, reason)
+            if self._close_timeout is not None:
+                self._close_deadline = time.monotonic() + self._close_timeout
+            return True
 
-    # -- receiving -------------------------------------------------------------
+    @staticmethod
+    def _checked(message: object) -> Message:
+        if isinstance(message, (bytearray, memoryview)):
+            return bytes(message)
+        if not isinstance(message, (str, bytes)):
+            raise TypeError(f"message must be str or bytes, not {type(message).__name__}")
+        return message
 
     def _next_timeout(self) -> float | None:
         """Seconds until the next deadline: close timeout, pong timeout or next ping."""
@@ -142,43 +148,77 @@ class WebSocket:
             deadline = ping_at if deadline is None else min(deadline, ping_at)
         return None if deadline is None else max(deadline - time.monotonic(), 0.0)
 
-    def _on_timeout(self) -> None:
+    def _due(self) -> Close | bool:
+        """Say what a passed deadline asks for: a :class:`Close` to abort with, or ping."""
         now = time.monotonic()
         if self._close_deadline is not None and now >= self._close_deadline:
             # RFC 6455 7.1.1: the peer did not finish the closing handshake in time.
-            self._abort(Close(CloseCode.ABNORMAL_CLOSURE, "close timeout"))
-        elif self._ping_sent_at is not None:
+            return Close(CloseCode.ABNORMAL_CLOSURE, "close timeout")
+        if self._ping_sent_at is not None:
             if self._ping_timeout is not None and now >= self._ping_sent_at + self._ping_timeout:
-                self._abort(Close(CloseCode.ABNORMAL_CLOSURE, "keepalive ping timeout"))
-        elif (
+                return Close(CloseCode.ABNORMAL_CLOSURE, "keepalive ping timeout")
+            return False
+        return (
             self._ping_interval is not None
             and self._state is State.OPEN
             and now >= self._last_seen + self._ping_interval
-        ):
-            if self._transport.ping(os.urandom(4)):
-                self._ping_sent_at = now
-            else:  # the server does keepalive itself
-                self._ping_interval = None
+        )
+
+    def _pinged(self, sent: bool) -> None:
+        if sent:
+            self._ping_sent_at = time.monotonic()
+        else:  # the server does keepalive itself
+            self._ping_interval = None
+
+    def _handle(self, event: Event) -> Close | None:
+        """Apply one event; return a close to send when the peer broke a limit."""
+        self._last_seen = time.monotonic()
+        if isinstance(event, (str, bytes)):
+            if self._state is not State.OPEN:
+                return None  # RFC 6455 1.4: data after our close frame is discarded
+            limit = self._max_message_size
+            if limit is not None and message_size(event, limit) > limit:
+                return Close(CloseCode.MESSAGE_TOO_BIG, "message too big")
+            self._messages.append(event)
+        elif isinstance(event, Close):
+            self._set_closed(event)
+        elif isinstance(event, Pong):
+            self._ping_sent_at = None
+        return None
+
+
+class WebSocket(BaseWebSocket):
+    """A server-side WebSocket connection, for synchronous code.
+
+    The django-websocket 0.3 API (``wait``, ``read``, ``count_messages``,
+    ``has_messages``, ``send``, iteration) plus ``close`` and the close details.
+    ``send`` and ``close`` may be called from any thread; receiving happens on the
+    thread that calls ``wait``/``read``/iterates.
+
+    Args:
+        transport: the server connection, already past the opening handshake.
+        **options: see :class:`BaseWebSocket`.
+    """
+
+    def __init__(self, transport: Transport, **options: Any) -> None:
+        super().__init__(**options)
+        self._transport = transport
+        self._receive_lock = threading.RLock()
 
     def _receive(self, timeout: float | None) -> bool:
         """Take one event from the transport; return ``False`` if none came in time."""
         event = self._transport.receive(timeout)
         if event is None:
-            self._on_timeout()
+            due = self._due()
+            if isinstance(due, Close):
+                self._transport.abort()
+                self._set_closed(due)
+            elif due:
+                self._pinged(self._transport.ping(os.urandom(4)))
             return False
-        self._last_seen = time.monotonic()
-        if isinstance(event, (str, bytes)):
-            if self._state is not State.OPEN:
-                return True  # RFC 6455 1.4: data after our close frame is discarded
-            limit = self._max_message_size
-            if limit is not None and message_size(event, limit) > limit:
-                self._fail(CloseCode.MESSAGE_TOO_BIG, "message too big")
-            else:
-                self._messages.append(event)
-        elif isinstance(event, Close):
-            self._set_closed(event)
-        elif isinstance(event, Pong):
-            self._ping_sent_at = None
+        fail = self._handle(event)
+        if fail is not None:
+            self.close(*fail)
         return True
 
     def _drain(self) -> None:
@@ -222,8 +262,6 @@ class WebSocket:
         while (message := self.wait()) is not None:
             yield message
 
-    # -- sending ---------------------------------------------------------------
-
     def send(self, message: Message | bytearray | memoryview) -> None:
         """Send a message: text for ``str``, binary for bytes-like.
 
@@ -231,10 +269,7 @@ class WebSocket:
             ConnectionClosed: the connection is closing or closed.
             TypeError: ``message`` is neither text nor bytes.
         """
-        if isinstance(message, (bytearray, memoryview)):
-            message = bytes(message)
-        elif not isinstance(message, (str, bytes)):
-            raise TypeError(f"message must be str or bytes, not {type(message).__name__}")
+        message = self._checked(message)
         if self._state is not State.OPEN:
             raise self._closed_error()
         try:
@@ -251,18 +286,11 @@ class WebSocket:
         Raises:
             ValueError: the code may not be sent, or the reason is too long.
         """
-        check_close(code, reason)
-        with self._state_lock:
-            if self._state is not State.OPEN:
-                return
-            self._state = State.CLOSING
-            self._close_sent = Close(code, reason)
-            if self._close_timeout is not None:
-                self._close_deadline = time.monotonic() + self._close_timeout
-        self._transport.send_close(code, reason)
+        if self._begin_close(code, reason):
+            self._transport.send_close(code, reason)
 
-    def _fail(self, code: int, reason: str) -> None:
-        """Close because the peer misbehaved (RFC 6455 7.1.7), e.g. 1009."""
+    def close_from_any_thread(self, code: int, reason: str) -> None:
+        """Start the closing handshake; sending is thread-safe, so this is :meth:`close`."""
         self.close(code, reason)
 
     def finish(self) -> None:
@@ -289,7 +317,7 @@ class ConnectionRegistry:
     def __init__(self) -> None:
         self._lock = threading.Condition()
         self._reserved = 0
-        self._connections: set[WebSocket] = set()
+        self._connections: set[BaseWebSocket] = set()
 
     def reserve(self, limit: int | None) -> bool:
         """Count one more connection; return ``False`` if ``limit`` is reached."""
@@ -305,12 +333,12 @@ class ConnectionRegistry:
             self._reserved -= 1
             self._lock.notify_all()
 
-    def add(self, connection: WebSocket) -> None:
+    def add(self, connection: BaseWebSocket) -> None:
         """Track an open connection so that :meth:`close_all` reaches it."""
         with self._lock:
             self._connections.add(connection)
 
-    def discard(self, connection: WebSocket) -> None:
+    def discard(self, connection: BaseWebSocket) -> None:
         """Stop tracking a connection."""
         with self._lock:
             self._connections.discard(connection)
@@ -329,7 +357,7 @@ class ConnectionRegistry:
             connections = list(self._connections)
         for connection in connections:
             try:
-                connection.close(code, reason)
+                connection.close_from_any_thread(code, reason)
             except Exception:  # noqa: BLE001 - shutting down: one failure must not stop the rest
                 pass
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -344,59 +372,3 @@ class ConnectionRegistry:
 
 #: This process's connections.
 registry = ConnectionRegistry()
-
-
-class AsyncWebSocket:
-    """The :class:`WebSocket` API for ``async def`` views: ``await ws.wait()``.
-
-    This implementation serves async views on WSGI servers: blocking calls of the
-    underlying synchronous connection run in a worker thread, so the event loop
-    that Django runs the view on is never blocked.
-    """
-
-    def __init__(self, websocket: WebSocket) -> None:
-        self._ws = websocket
-
-    @property
-    def sync(self) -> WebSocket:
-        """The synchronous connection underneath."""
-        return self._ws
-
-    subprotocol = property(lambda self: self._ws.subprotocol, doc="The negotiated subprotocol.")
-    state = property(lambda self: self._ws.state, doc="OPEN, CLOSING or CLOSED.")
-    closed = property(lambda self: self._ws.closed, doc="Whether closing or closed.")
-    close_code = property(lambda self: self._ws.close_code, doc="The close code once closed.")
-    close_reason = property(lambda self: self._ws.close_reason, doc="The close reason.")
-
-    async def wait(self) -> Message | None:
-        """Wait for a message and return it; ``None`` once closed."""
-        if self._ws._messages:
-            return self._ws._messages.popleft()
-        return await asyncio.to_thread(self._ws.wait)
-
-    def read(self) -> Message | None:
-        """Return a queued message or ``None``; never blocks (not a coroutine)."""
-        return self._ws.read()
-
-    def count_messages(self) -> int:
-        """Return how many received messages are queued."""
-        return self._ws.count_messages()
-
-    def has_messages(self) -> bool:
-        """Return whether a received message is queued."""
-        return self._ws.has_messages()
-
-    async def send(self, message: Message | bytearray | memoryview) -> None:
-        """Send a message: text for ``str``, binary for bytes-like."""
-        await asyncio.to_thread(self._ws.send, message)
-
-    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
-        """Start the closing handshake."""
-        await asyncio.to_thread(self._ws.close, code, reason)
-
-    def __aiter__(self) -> AsyncIterator[Message]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Message]:
-        while (message := await self.wait()) is not None:
-            yield message

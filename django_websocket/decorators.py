@@ -8,7 +8,6 @@ with or without :class:`~django_websocket.middleware.WebSocketMiddleware`.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -16,8 +15,9 @@ from typing import Any, TypeVar
 from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest, HttpResponse
 
-from .accept import accept, finish, is_websocket, logger, refuse, run_session
-from .connection import AsyncWebSocket, WebSocket
+from .accept import aaccept, accept, afinish, is_websocket, logger, refuse, run_session
+from .connection import WebSocket
+from .connection_async import AsyncWebSocket
 from .events import CloseCode
 from .exceptions import HandshakeError
 
@@ -46,22 +46,35 @@ def _start(request: HttpRequest, required: bool) -> WebSocket | HttpResponse | N
         return refuse(exc)
 
 
+async def _astart(request: HttpRequest, required: bool) -> AsyncWebSocket | HttpResponse | None:
+    """:func:`_start` for ``async def`` views."""
+    attach(request)
+    if not request.is_websocket():  # type: ignore[attr-defined]
+        if required:
+            return refuse(HandshakeError(400, "this url accepts websocket requests only"))
+        return None
+    try:
+        return await aaccept(request, pump=True)
+    except HandshakeError as exc:
+        return refuse(exc)
+
+
 def _websocket_view(view: ViewFunc, required: bool) -> ViewFunc:
     if iscoroutinefunction(view):
 
         @wraps(view)
         async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            started = _start(request, required)
-            if not isinstance(started, WebSocket):
+            started = await _astart(request, required)
+            if not isinstance(started, AsyncWebSocket):
                 return started if started is not None else await view(request, *args, **kwargs)
-            websocket = request.websocket = AsyncWebSocket(started)  # type: ignore[attr-defined]
+            request.websocket = started  # type: ignore[attr-defined]
             try:
                 await view(request, *args, **kwargs)
             except Exception:
                 logger.exception("Error in WebSocket view")
-                if not websocket.closed:
-                    await websocket.close(CloseCode.INTERNAL_ERROR, "internal error")
-            return await asyncio.to_thread(finish, started)
+                if not started.closed:
+                    await started.close(CloseCode.INTERNAL_ERROR, "internal error")
+            return await afinish(started)
 
         wrapper: Any = async_wrapper
     else:

@@ -16,8 +16,7 @@ from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefuncti
 from .conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from . import handshake
-from .accept import refuse
+from .accept import refuse, validate
 from .decorators import accept_websocket, attach
 from .exceptions import HandshakeError
 
@@ -44,7 +43,7 @@ class WebSocketMiddleware:
         attach(request)
         if request.is_websocket():  # type: ignore[attr-defined]
             try:
-                handshake.validate_request(request.method or "", request.headers)
+                validate(request)
             except HandshakeError as exc:
                 return refuse(exc)
         return None

@@ -7,11 +7,14 @@ calls it from the view's thread (``receive``) and from any thread (``send``,
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import deque
 from typing import Protocol
 
 from ..events import Event, Message
 
-__all__ = ["Transport"]
+__all__ = ["AsyncTransport", "Channel", "Transport"]
 
 
 class Transport(Protocol):
@@ -42,3 +45,51 @@ class Transport(Protocol):
 
     def finish(self, timeout: float | None) -> None:
         """Release the connection after the session; wait at most ``timeout`` for TCP close."""
+
+
+class AsyncTransport(Protocol):
+    """What the asynchronous core needs: :class:`Transport` with coroutines."""
+
+    async def receive(self, timeout: float | None) -> Event | None:
+        """Return the next event, or ``None`` when ``timeout`` seconds passed first."""
+
+    async def send(self, message: Message) -> None:
+        """Send one message; raise ``ConnectionClosed`` if the connection is gone."""
+
+    async def send_close(self, code: int, reason: str) -> None:
+        """Send a close frame."""
+
+    async def ping(self, data: bytes) -> bool:
+        """Send a ping; return ``False`` if the server does keepalive itself."""
+
+    async def abort(self) -> None:
+        """Drop the connection now."""
+
+    async def finish(self, timeout: float | None) -> None:
+        """Release the connection after the session."""
+
+
+class Channel:
+    """A thread-safe FIFO of events whose ``get`` blocks with a timeout."""
+
+    def __init__(self) -> None:
+        self._items: deque[Event] = deque()
+        self._ready = threading.Condition()
+
+    def put(self, item: Event) -> None:
+        with self._ready:
+            self._items.append(item)
+            self._ready.notify()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, timeout: float | None) -> Event | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._ready:
+            while not self._items:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._ready.wait(remaining)
+            return self._items.popleft()

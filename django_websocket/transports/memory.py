@@ -8,36 +8,12 @@ real peer, the client echoes the server's close frame.
 from __future__ import annotations
 
 import threading
-import time
-from collections import deque
 
 from ..events import Close, CloseCode, Event, Message, Pong
 from ..exceptions import ConnectionClosed
+from .base import Channel
 
 __all__ = ["MemoryClient", "MemoryTransport", "memory_pair"]
-
-
-class _Channel:
-    """A blocking FIFO of events with timeouts."""
-
-    def __init__(self) -> None:
-        self._items: deque[Event] = deque()
-        self._ready = threading.Condition()
-
-    def put(self, item: Event) -> None:
-        with self._ready:
-            self._items.append(item)
-            self._ready.notify()
-
-    def get(self, timeout: float | None) -> Event | None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._ready:
-            while not self._items:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return None
-                self._ready.wait(remaining)
-            return self._items.popleft()
 
 
 class MemoryTransport:
@@ -50,8 +26,8 @@ class MemoryTransport:
     """
 
     def __init__(self, auto_pong: bool = True, auto_close: bool = True) -> None:
-        self.to_server = _Channel()
-        self.to_client = _Channel()
+        self.to_server = Channel()
+        self.to_client = Channel()
         self.auto_pong = auto_pong
         self.auto_close = auto_close
         self.peer_echoed = False

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "ASGI_KEY",
     "HIJACKED_KEY",
     "READ_BUFFER_KEY",
     "SERVERS",
@@ -32,6 +33,8 @@ SOCKET_KEY = "django_websocket.socket"
 READ_BUFFER_KEY = "django_websocket.read_buffer"
 #: Set to ``True`` by us once the socket is ours: the server must write nothing more.
 HIJACKED_KEY = "django_websocket.hijacked"
+#: The :class:`~.asgi.ASGIConnection` of a request that came as an ASGI ``websocket`` scope.
+ASGI_KEY = "django_websocket.asgi"
 
 
 def _environ_socket(key: str) -> Callable[[Environ], Any]:

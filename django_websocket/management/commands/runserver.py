@@ -17,11 +17,9 @@ import threading
 from typing import Any
 
 from django.apps import apps
-from ...conf import settings
 from django.core.servers import basehttp
 
-from ...connection import registry
-from ...events import CloseCode
+from ...accept import shutdown
 from ...transports.servers import HIJACKED_KEY, READ_BUFFER_KEY, SOCKET_KEY
 
 if apps.is_installed("django.contrib.staticfiles"):
@@ -87,14 +85,6 @@ class WebSocketWSGIServer(basehttp.WSGIServer):
         super().__init__(server_address, WebSocketRequestHandler, *args, **kwargs)
 
 
-def close_websockets() -> None:
-    """Close every open WebSocket with 1001 and wait (bounded) for their sessions to end."""
-    if len(registry):
-        registry.close_all(
-            CloseCode.GOING_AWAY, "server shutting down", timeout=settings.WEBSOCKET_CLOSE_TIMEOUT
-        )
-
-
 class Command(BaseCommand):
     help = BaseCommand.help.rstrip(".") + ", with WebSockets."
     server_cls = WebSocketWSGIServer
@@ -113,7 +103,9 @@ class Command(BaseCommand):
                 "Warning: --nothreading serves one request at a time; an open WebSocket "
                 "blocks every other request."
             )
-        atexit.register(close_websockets)
+        # Before interpreter exit joins worker threads (async views' sessions run there).
+        register = getattr(threading, "_register_atexit", atexit.register)
+        register(shutdown)
         if threading.current_thread() is threading.main_thread():
             # Without the autoreloader nothing turns SIGTERM into a clean exit.
             signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

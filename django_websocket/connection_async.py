@@ -1,0 +1,186 @@
+"""The protocol core for ``async def`` code: :class:`AsyncWebSocket`.
+
+The same state machine, queue, limits and deadlines as the synchronous
+:class:`~django_websocket.connection.WebSocket` (both build on
+:class:`~django_websocket.connection.BaseWebSocket`), driven by coroutines over an
+:class:`~django_websocket.transports.base.AsyncTransport`. Under ASGI it runs on
+the event loop with no thread per connection.
+
+``wait()`` awaits the transport directly. ``read()``/``count_messages()`` cannot
+await, so the first call starts a background task that keeps receiving into the
+queue, up to ``max_queue`` messages (then it stops reading: the server applies
+back-pressure to the client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+from .connection import BaseWebSocket
+from .events import Close, CloseCode, Message, State
+from .exceptions import ConnectionClosed, InvalidState
+from .transports.base import AsyncTransport
+
+__all__ = ["AsyncWebSocket"]
+
+logger = logging.getLogger("django_websocket")
+
+
+class AsyncWebSocket(BaseWebSocket):
+    """A server-side WebSocket connection for ``async def`` views.
+
+    Coroutines: ``wait``, ``send``, ``close``, ``finish`` and ``async for``.
+    Plain methods (never block): ``read``, ``count_messages``, ``has_messages``.
+    Create it on the event loop that will use it.
+
+    Args:
+        transport: the server connection, already past the opening handshake.
+        pump: start the background receiver now (for the 0.3 ``read()`` API).
+        max_queue: how many unread messages the background receiver holds.
+        **options: see :class:`~django_websocket.connection.BaseWebSocket`.
+    """
+
+    def __init__(
+        self, transport: AsyncTransport, *, pump: bool = False, max_queue: int = 64, **options: Any
+    ) -> None:
+        super().__init__(**options)
+        self._transport = transport
+        self._loop = asyncio.get_running_loop()
+        self._max_queue = max_queue
+        self._pump_task: asyncio.Task[None] | None = None
+        self._arrived = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._receiving = False
+        if pump:
+            self._start_pump()
+
+    # -- receiving -------------------------------------------------------------
+
+    async def _receive(self, timeout: float | None) -> None:
+        """Take one event from the transport, or handle the deadline that passed."""
+        event = await self._transport.receive(timeout)
+        if event is None:
+            due = self._due()
+            if isinstance(due, Close):
+                await self._transport.abort()
+                self._set_closed(due)
+            elif due:
+                self._pinged(await self._transport.ping(os.urandom(4)))
+            return
+        fail = self._handle(event)
+        if fail is not None:
+            await self.close(*fail)
+
+    async def _pump(self) -> None:
+        try:
+            while self._state is not State.CLOSED:
+                if len(self._messages) >= self._max_queue:
+                    self._room.clear()
+                    await self._room.wait()
+                    continue
+                await self._receive(self._next_timeout())
+                self._arrived.set()
+        except ConnectionClosed as exc:
+            self._set_closed(Close(exc.code, exc.reason))
+        finally:
+            self._arrived.set()
+
+    def _start_pump(self) -> None:
+        if self._pump_task is None and not self._receiving and self._state is not State.CLOSED:
+            self._pump_task = self._loop.create_task(self._pump())
+
+    def _pop(self) -> Message:
+        message = self._messages.popleft()
+        if not self._room.is_set() and len(self._messages) < self._max_queue // 2:
+            self._room.set()
+        return message
+
+    async def wait(self) -> Message | None:
+        """Wait for a message and return it; ``None`` once closed."""
+        while not self._messages:
+            if self._state is State.CLOSED:
+                return None
+            if self._pump_task is not None and not self._pump_task.done():
+                self._arrived.clear()
+                await self._arrived.wait()
+            else:
+                self._receiving = True
+                try:
+                    await self._receive(self._next_timeout())
+                finally:
+                    self._receiving = False
+        return self._pop()
+
+    def read(self) -> Message | None:
+        """Return a queued message or ``None``; never blocks (not a coroutine)."""
+        self._start_pump()
+        return self._pop() if self._messages else None
+
+    def count_messages(self) -> int:
+        """Return how many received messages are queued, without consuming them."""
+        self._start_pump()
+        return len(self._messages)
+
+    def has_messages(self) -> bool:
+        """Return whether a received message is queued."""
+        return self.count_messages() > 0
+
+    def __aiter__(self) -> AsyncIterator[Message]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Message]:
+        while (message := await self.wait()) is not None:
+            yield message
+
+    # -- sending ---------------------------------------------------------------
+
+    async def send(self, message: Message | bytearray | memoryview) -> None:
+        """Send a message: text for ``str``, binary for bytes-like.
+
+        Raises:
+            ConnectionClosed: the connection is closing or closed.
+            TypeError: ``message`` is neither text nor bytes.
+        """
+        message = self._checked(message)
+        if self._state is not State.OPEN:
+            raise self._closed_error()
+        try:
+            await self._transport.send(message)
+        except InvalidState as exc:
+            raise self._closed_error() from exc
+        except ConnectionClosed as exc:
+            self._set_closed(Close(exc.code, exc.reason))
+            raise
+
+    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Start the closing handshake; does nothing if already closing or closed."""
+        if self._begin_close(code, reason):
+            await self._transport.send_close(code, reason)
+
+    def close_from_any_thread(self, code: int, reason: str) -> None:
+        """Schedule :meth:`close` on the connection's event loop."""
+
+        def schedule() -> None:
+            self._loop.create_task(self.close(code, reason))
+
+        self._loop.call_soon_threadsafe(schedule)
+
+    async def finish(self) -> None:
+        """End the session: close with 1000 if still open, await the handshake, release."""
+        if self._state is State.OPEN:
+            await self.close()
+        while self._state is not State.CLOSED:
+            if self._pump_task is not None and not self._pump_task.done():
+                self._messages.clear()
+                self._room.set()
+                self._arrived.clear()
+                await self._arrived.wait()
+            else:
+                await self._receive(self._next_timeout())
+        self._messages.clear()
+        await self._transport.finish(self._close_timeout)

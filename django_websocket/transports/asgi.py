@@ -1,0 +1,205 @@
+"""The ASGI transport: WebSocket events from an ASGI server, which does the framing.
+
+:class:`ASGIConnection` is what the ASGI entry point hands to the Django edge for
+one ``websocket`` scope: it completes or refuses the handshake. After acceptance,
+:class:`ASGITransport` carries events for ``async def`` views on the event loop,
+and :class:`ASGIThreadTransport` carries them for sync views running on a thread
+of their own, with a task on the loop receiving for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+from ..events import Close, CloseCode, Event, Message
+from ..exceptions import ConnectionClosed
+from .base import Channel
+
+__all__ = ["ASGIConnection", "ASGIThreadTransport", "ASGITransport"]
+
+logger = logging.getLogger("django_websocket")
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+# Unread messages a sync view's receiver task holds before it stops reading.
+MAX_QUEUE = 64
+
+
+class ASGITransport:
+    """Carry one accepted connection over ASGI ``receive``/``send`` (an AsyncTransport)."""
+
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self._receive = receive
+        self._send = send
+        self._pending: asyncio.Future[dict[str, Any]] | None = None
+        self._close: Close | None = None
+
+    def _event(self, message: dict[str, Any]) -> Event | None:
+        kind = message.get("type")
+        if kind == "websocket.receive":
+            text = message.get("text")
+            if text is not None:
+                return str(text)
+            return bytes(message.get("bytes") or b"")
+        if kind == "websocket.disconnect":
+            self._close = Close(int(message.get("code", CloseCode.NO_STATUS_RCVD)), message.get("reason") or "")
+            return self._close
+        return None  # nothing a connection needs (unknown or extension events)
+
+    async def receive(self, timeout: float | None) -> Event | None:
+        while self._close is None:
+            if timeout is None and self._pending is None:
+                message = await self._receive()
+            else:
+                # Keep one receive() outstanding across timeouts: cancelling it could lose an event.
+                if self._pending is None:
+                    self._pending = asyncio.ensure_future(self._receive())
+                done, _ = await asyncio.wait({self._pending}, timeout=timeout)
+                if not done:
+                    return None
+                message = self._pending.result()
+                self._pending = None
+            event = self._event(message)
+            if event is not None:
+                return event
+        return self._close
+
+    async def send(self, message: Message) -> None:
+        key = "text" if isinstance(message, str) else "bytes"
+        try:
+            await self._send({"type": "websocket.send", key: message})
+        except Exception as exc:  # servers raise their own types when the peer is gone
+            raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, "connection lost") from exc
+
+    async def send_close(self, code: int, reason: str) -> None:
+        try:
+            await self._send({"type": "websocket.close", "code": code, "reason": reason})
+        except Exception:  # already gone: the disconnect event will tell
+            self._close = self._close or Close(CloseCode.ABNORMAL_CLOSURE, "")
+
+    async def ping(self, data: bytes) -> bool:
+        return False  # ASGI servers do keepalive themselves
+
+    async def abort(self) -> None:
+        self._close = self._close or Close(CloseCode.ABNORMAL_CLOSURE, "")
+        await self.finish(None)
+
+    async def finish(self, timeout: float | None) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+
+
+class ASGIThreadTransport:
+    """Carry an ASGI connection to a sync view on another thread (a blocking Transport).
+
+    A task on the event loop receives into a thread-safe channel (pausing at
+    :data:`MAX_QUEUE` unread messages); sends are scheduled on the loop and awaited.
+    """
+
+    def __init__(self, transport: ASGITransport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._channel = Channel()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._closed: Close | None = None
+        self._pump = asyncio.run_coroutine_threadsafe(self._receive_events(), loop)
+
+    async def _receive_events(self) -> None:
+        while True:
+            if len(self._channel) >= MAX_QUEUE:
+                self._room.clear()
+                await self._room.wait()
+                continue
+            event = await self._transport.receive(None)
+            self._channel.put(event)  # type: ignore[arg-type]
+            if isinstance(event, Close):
+                return
+
+    def _run(self, coroutine: Awaitable[Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()  # type: ignore[arg-type]
+
+    def receive(self, timeout: float | None) -> Event | None:
+        if self._closed is not None:
+            return self._closed
+        event = self._channel.get(timeout)
+        if not self._room.is_set() and len(self._channel) < MAX_QUEUE // 2:
+            self._loop.call_soon_threadsafe(self._room.set)
+        if isinstance(event, Close):
+            self._closed = event
+        return event
+
+    def send(self, message: Message) -> None:
+        self._run(self._transport.send(message))
+
+    def send_close(self, code: int, reason: str) -> None:
+        self._run(self._transport.send_close(code, reason))
+
+    def ping(self, data: bytes) -> bool:
+        return False
+
+    def abort(self) -> None:
+        self._closed = self._closed or Close(CloseCode.ABNORMAL_CLOSURE, "")
+        self.finish(None)
+
+    def finish(self, timeout: float | None) -> None:
+        self._loop.call_soon_threadsafe(self._pump.cancel)
+        self._run(self._transport.finish(timeout))
+
+
+class ASGIConnection:
+    """One ``websocket`` scope before the handshake: accept it or refuse it.
+
+    The ASGI entry point puts it in ``request.META`` under
+    :data:`~django_websocket.transports.servers.ASGI_KEY`.
+    """
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.loop = asyncio.get_running_loop()
+        self.accepted = False
+        self.responded = False
+
+    @property
+    def can_send_status(self) -> bool:
+        """Whether the server supports the ``websocket.http.response`` extension."""
+        return "websocket.http.response" in (self.scope.get("extensions") or {})
+
+    async def accept(self, subprotocol: str | None) -> ASGITransport:
+        """Send ``websocket.accept`` and return the connection's transport."""
+        self.accepted = self.responded = True
+        message: dict[str, Any] = {"type": "websocket.accept"}
+        if subprotocol is not None:
+            message["subprotocol"] = subprotocol
+        await self.send(message)
+        return ASGITransport(self.receive, self.send)
+
+    def accept_from_thread(self, subprotocol: str | None) -> ASGIThreadTransport:
+        """Accept from a sync view's thread; return a blocking transport."""
+        future = asyncio.run_coroutine_threadsafe(self.accept(subprotocol), self.loop)
+        return ASGIThreadTransport(future.result(), self.loop)
+
+    async def refuse(self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> None:
+        """Refuse the handshake with an HTTP response, or close 1008 where impossible."""
+        self.responded = True
+        if self.can_send_status:
+            await self.send(
+                {"type": "websocket.http.response.start", "status": status, "headers": list(headers)}
+            )
+            await self.send({"type": "websocket.http.response.body", "body": body})
+            return
+        logger.warning(
+            "WebSocket handshake for %s refused with HTTP %s; this server cannot send an "
+            "HTTP status here, so the connection is closed with 1008.",
+            self.scope.get("path", "?"),
+            status,
+        )
+        await self.send({"type": "websocket.close", "code": CloseCode.POLICY_VIOLATION})

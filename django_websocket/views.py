@@ -1,0 +1,292 @@
+"""``WebSocketView``: a class-based view that drives the WebSocket loop itself.
+
+It follows Django's :class:`~django.views.generic.View` (``as_view``, ``setup``,
+``dispatch``), so mixins such as ``LoginRequiredMixin`` refuse the handshake before
+it happens. After the handshake the view calls ``on_open``, ``on_message`` once per
+message in order, and ``on_close`` exactly once, however the connection ended.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from collections.abc import Callable, Sequence
+from functools import update_wrapper
+from typing import Any, ClassVar
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.core.exceptions import ImproperlyConfigured
+from django.db import close_old_connections
+from django.http import HttpRequest, HttpResponse
+from django.utils.decorators import classonlymethod
+from django.utils.functional import classproperty
+from django.views.generic import View
+
+from .accept import OPTION_NAMES, Options, aaccept, accept, afinish, finish, is_websocket, refuse
+from .events import CloseCode, Message
+from .exceptions import HandshakeError
+
+__all__ = ["USE_SETTING", "WebSocketView"]
+
+logger = logging.getLogger("django_websocket")
+
+#: The hooks whose sync/async nature decides the view's (Django's view_is_async rule).
+HOOKS = ("on_open", "on_message", "on_close", "on_error", "on_group_message")
+
+
+class _UseSetting:
+    def __repr__(self) -> str:
+        return "USE_SETTING"
+
+
+#: Default of the per-view setting overrides: use the ``WEBSOCKET_*`` setting.
+USE_SETTING: Any = _UseSetting()
+_INVALID = object()
+
+
+class WebSocketView(View):
+    """Serve a WebSocket with ``on_open`` / ``on_message`` / ``on_close`` hooks.
+
+    Class attributes (each may also be passed to ``as_view()``):
+        encoding: ``"json"`` to hand ``on_message`` decoded JSON (invalid JSON
+            closes with 1007); ``None`` for ``str``/``bytes``.
+        subprotocols: the subprotocols this view speaks; the client's first
+            offer found here is selected (override :meth:`select_subprotocol`).
+        groups: groups every connection joins on open.
+        max_message_size, ping_interval, ping_timeout, close_timeout,
+        compression, max_connections, allowed_origins: per-view values of the
+            ``WEBSOCKET_*`` settings.
+    """
+
+    encoding: str | None = None
+    subprotocols: Sequence[str] = ()
+    groups: Sequence[str] = ()
+    max_message_size: int | None = USE_SETTING
+    ping_interval: float | None = USE_SETTING
+    ping_timeout: float | None = USE_SETTING
+    close_timeout: float | None = USE_SETTING
+    compression: str | None = USE_SETTING
+    max_connections: int | None = USE_SETTING
+    allowed_origins: Sequence[str] | None = USE_SETTING
+
+    request: HttpRequest
+    #: The connection: a :class:`~.connection.WebSocket` in sync views, an
+    #: :class:`~.connection_async.AsyncWebSocket` in async ones.
+    websocket: Any
+
+    # -- Django's View protocol ------------------------------------------------------
+
+    @classproperty
+    def view_is_async(cls) -> bool:  # noqa: N805 (a class property, as in Django)
+        """Whether the hooks (and HTTP handlers) are ``async def``; mixing is an error."""
+        handlers = [getattr(cls, n) for n in HOOKS if getattr(cls, n) is not getattr(WebSocketView, n)]
+        handlers += [
+            getattr(cls, method)
+            for method in cls.http_method_names
+            if method != "options" and hasattr(cls, method)
+        ]
+        kinds = {iscoroutinefunction(handler) for handler in handlers}
+        if len(kinds) > 1:
+            raise ImproperlyConfigured(
+                f"{cls.__qualname__} hooks and HTTP handlers must either be all sync or all async."
+            )
+        return kinds.pop() if kinds else False
+
+    @classonlymethod
+    def as_view(cls, **initkwargs: Any) -> Callable[..., Any]:
+        """Return the view function, as Django's ``View.as_view()`` does."""
+        if initkwargs.get("encoding", cls.encoding) not in (None, "json"):
+            raise ImproperlyConfigured(f"{cls.__qualname__}.encoding must be 'json' or None.")
+        view = super().as_view(**initkwargs)
+        if cls.view_is_async:
+            view = cls._async_entry(view)
+        view.websocket_handler = True  # the middleware leaves the handshake to us
+        view.accept_websocket = True
+        return view
+
+    @classmethod
+    def _async_entry(cls, view: Callable[..., Any]) -> Callable[..., Any]:
+        # A sync dispatch() from a mixin (LoginRequiredMixin...) may touch the
+        # session or the database: run it on a thread, then await what it returns.
+        sync_dispatch = not iscoroutinefunction(cls.dispatch) and cls.dispatch is not WebSocketView.dispatch
+
+        async def async_view(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            if sync_dispatch:
+
+                def run() -> Any:  # not ``view`` itself: Django marked it a coroutine function
+                    return view(request, *args, **kwargs)
+
+                result = await sync_to_async(run)()
+            else:
+                result = view(request, *args, **kwargs)
+            return await result if inspect.isawaitable(result) else result
+
+        update_wrapper(async_view, view)
+        return markcoroutinefunction(async_view)
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        """Serve a WebSocket request; hand plain HTTP to ``get()`` and friends."""
+        if not is_websocket(request):
+            return super().dispatch(request, *args, **kwargs)
+        if self.view_is_async:
+            return self._serve_async(request)
+        return self._serve(request)
+
+    def http_method_not_allowed(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        """Answer 426 when the view has no HTTP handlers at all, else 405 as Django does."""
+        if any(hasattr(self, m) for m in self.http_method_names if m != "options"):
+            return super().http_method_not_allowed(request, *args, **kwargs)
+        response = self.upgrade_required(request)
+        if self.view_is_async:
+
+            async def func() -> HttpResponse:
+                return response
+
+            return func()
+        return response
+
+    def upgrade_required(self, request: HttpRequest) -> HttpResponse:
+        """Return the ``426 Upgrade Required`` answer to a plain HTTP request."""
+        response = HttpResponse(
+            "this url accepts websocket requests only\n",
+            status=426,
+            content_type="text/plain; charset=utf-8",
+        )
+        if "wsgi.version" not in request.META:  # WSGI forbids hop-by-hop headers (PEP 3333)
+            response["Upgrade"] = "websocket"
+        return response
+
+    # -- the connection --------------------------------------------------------------
+
+    def get_options(self) -> Options:
+        """Return the connection settings: ``WEBSOCKET_*`` with this view's overrides."""
+        overrides = {
+            name: getattr(self, name)
+            for name in OPTION_NAMES
+            if getattr(self, name) is not USE_SETTING
+        }
+        return Options.from_settings(**overrides)
+
+    def select_subprotocol(self, offered: Sequence[str]) -> str | None:
+        """Pick the subprotocol: the client's first offer that is in ``subprotocols``."""
+        return next((name for name in offered if name in self.subprotocols), None)
+
+    def send(self, message: Message) -> Any:
+        """Send text (``str``) or binary (``bytes``); await it in async views."""
+        return self.websocket.send(message)
+
+    def send_json(self, obj: Any) -> Any:
+        """Send ``obj`` as a JSON text message; await it in async views."""
+        return self.websocket.send(json.dumps(obj))
+
+    def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> Any:
+        """Start the closing handshake; await it in async views."""
+        return self.websocket.close(code, reason)
+
+    # -- hooks -----------------------------------------------------------------------
+
+    def on_open(self) -> Any:
+        """Called once the handshake is done; ``self.request`` and URL args are set."""
+
+    def on_message(self, message: Any) -> Any:
+        """Called once per message: ``str`` (text), ``bytes`` (binary) or decoded JSON."""
+
+    def on_close(self, code: int, reason: str) -> Any:
+        """Called exactly once after the connection closed, with the close code."""
+
+    def on_error(self, exc: Exception) -> Any:
+        """Called when a hook raised: log it and close with 1011 (override to differ)."""
+        logger.error("Error in %s", type(self).__qualname__, exc_info=exc)
+        return self.close(CloseCode.INTERNAL_ERROR, "internal error")
+
+    def on_group_message(self, group: str, message: Message) -> Any:
+        """Called for each message broadcast to a group this connection joined."""
+        return self.send(message)
+
+    # -- the loop (sync) -------------------------------------------------------------
+
+    def _decode(self, message: Message) -> Any:
+        if self.encoding != "json":
+            return message
+        try:
+            return json.loads(message)
+        except ValueError:
+            self.websocket.close(CloseCode.INVALID_DATA, "invalid json")
+            return _INVALID
+
+    def _guard(self, hook: Callable[..., Any], *args: Any) -> bool:
+        """Run a sync hook with fresh DB connections; route an exception to ``on_error``."""
+        close_old_connections()
+        try:
+            hook(*args)
+            return True
+        except Exception as exc:
+            try:
+                self.on_error(exc)
+            except Exception:
+                logger.exception("Error in %s.on_error", type(self).__qualname__)
+                self.websocket.close(CloseCode.INTERNAL_ERROR, "internal error")
+            return False
+        finally:
+            close_old_connections()
+
+    def _serve(self, request: HttpRequest) -> HttpResponse:
+        try:
+            self.websocket = websocket = accept(
+                request, select_subprotocol=self.select_subprotocol, options=self.get_options()
+            )
+        except HandshakeError as exc:
+            return refuse(exc)
+        try:
+            if self._guard(self.on_open):
+                while (message := websocket.wait()) is not None:
+                    decoded = self._decode(message)
+                    if decoded is not _INVALID:
+                        self._guard(self.on_message, decoded)
+        finally:
+            response = finish(websocket)
+            self._guard(self.on_close, websocket.close_code, websocket.close_reason)
+        return response
+
+    # -- the loop (async) ------------------------------------------------------------
+
+    async def _aguard(self, hook: Callable[..., Any], *args: Any) -> bool:
+        """Run a hook (awaiting it if async); route an exception to ``on_error``."""
+        try:
+            result = hook(*args)
+            if inspect.isawaitable(result):
+                await result
+            return True
+        except Exception as exc:
+            try:
+                result = self.on_error(exc)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                logger.exception("Error in %s.on_error", type(self).__qualname__)
+                await self.websocket.close(CloseCode.INTERNAL_ERROR, "internal error")
+            return False
+
+    async def _serve_async(self, request: HttpRequest) -> HttpResponse:
+        try:
+            self.websocket = websocket = await aaccept(
+                request, select_subprotocol=self.select_subprotocol, options=self.get_options()
+            )
+        except HandshakeError as exc:
+            return refuse(exc)
+        try:
+            if await self._aguard(self.on_open):
+                while (message := await websocket.wait()) is not None:
+                    if self.encoding == "json":
+                        try:
+                            message = json.loads(message)
+                        except ValueError:
+                            await websocket.close(CloseCode.INVALID_DATA, "invalid json")
+                            continue
+                    await self._aguard(self.on_message, message)
+        finally:
+            response = await afinish(websocket)
+            await self._aguard(self.on_close, websocket.close_code, websocket.close_reason)
+        return response
+
