@@ -16,8 +16,11 @@ class DjangoWebSocketConfig(AppConfig):
 
     def ready(self) -> None:
         from . import conf  # noqa: F401  (registers the WEBSOCKET_* defaults)
+        from . import greenlets
 
         checks.register(check_app_order)
+        if greenlets.monkey_patched():
+            greenlets.install()
 
 
 def check_app_order(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:

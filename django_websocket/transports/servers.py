@@ -45,6 +45,19 @@ def _mark_hijacked(environ: Environ) -> None:
     environ[HIJACKED_KEY] = True
 
 
+def _our_read_buffer(environ: Environ) -> bytes:
+    reader = environ.get(READ_BUFFER_KEY)
+    return reader() if reader is not None else b""
+
+
+def _gunicorn_read_buffer(environ: Environ) -> bytes:
+    """Return what gunicorn's parser read past the request head (``take_buffered``)."""
+    body = environ.get("wsgi.input")
+    unreader = getattr(getattr(body, "reader", None), "unreader", None)
+    take = getattr(unreader, "take_buffered", None)
+    return take() if take is not None else b""
+
+
 @dataclass(frozen=True)
 class Server:
     """How one WSGI server hands us its socket and is told the response is sent.
@@ -52,20 +65,25 @@ class Server:
     Attributes:
         name: for logs and errors.
         get_socket: returns the client socket from the environ, or ``None``.
+        read_buffer: returns bytes the server read from the socket past the
+            request head (a client may pipeline frames behind its handshake).
         hijacked: called once the socket is taken over, before the app returns.
     """
 
     name: str
     get_socket: Callable[[Environ], Any]
+    read_buffer: Callable[[Environ], bytes] = _our_read_buffer
     hijacked: Callable[[Environ], None] = _mark_hijacked
 
-    def read_buffer(self, environ: Environ) -> bytes:
-        """Return bytes the server already read from the socket past the request head."""
-        reader = environ.get(READ_BUFFER_KEY)
-        return reader() if reader is not None else b""
 
-
-SERVERS: tuple[Server, ...] = (Server("django_websocket", _environ_socket(SOCKET_KEY)),)
+SERVERS: tuple[Server, ...] = (
+    # Our runserver, or any server that follows the documented keys.
+    Server("django_websocket", _environ_socket(SOCKET_KEY)),
+    # gunicorn (gthread, gevent, eventlet, sync workers): after the session the
+    # transport has shut the socket's write side, so gunicorn's attempt to write a
+    # response fails with EPIPE, which it ignores, and it closes the connection.
+    Server("gunicorn", _environ_socket("gunicorn.socket"), _gunicorn_read_buffer),
+)
 
 
 def find_server(environ: Environ) -> tuple[Server, socket.socket] | None:
