@@ -17,6 +17,7 @@ from typing import Any
 from ..events import Close, CloseCode, Event, Message
 from ..exceptions import ConnectionClosed
 from .base import Channel
+from .servers import asgi_close_code
 
 __all__ = ["ASGIConnection", "ASGIThreadTransport", "ASGITransport"]
 
@@ -38,6 +39,7 @@ class ASGITransport:
         self._send = send
         self._pending: asyncio.Future[dict[str, Any]] | None = None
         self._close: Close | None = None
+        self._close_code = asgi_close_code(send)
 
     def _event(self, message: dict[str, Any]) -> Event | None:
         kind = message.get("type")
@@ -77,6 +79,9 @@ class ASGITransport:
             raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, "connection lost") from exc
 
     async def send_close(self, code: int, reason: str) -> None:
+        if self._close_code is not None and self._close_code(code) != code:
+            logger.warning("This ASGI server cannot send close code %s; sending %s.", code, self._close_code(code))
+            code = self._close_code(code)
         try:
             await self._send({"type": "websocket.close", "code": code, "reason": reason})
         except Exception:  # already gone: the disconnect event will tell

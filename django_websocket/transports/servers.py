@@ -22,6 +22,7 @@ __all__ = [
     "SERVERS",
     "SOCKET_KEY",
     "Server",
+    "asgi_close_code",
     "find_server",
 ]
 
@@ -84,6 +85,22 @@ SERVERS: tuple[Server, ...] = (
     # response fails with EPIPE, which it ignores, and it closes the connection.
     Server("gunicorn", _environ_socket("gunicorn.socket"), _gunicorn_read_buffer),
 )
+
+
+def _daphne_close_code(code: int) -> int:
+    # daphne closes through autobahn, which raises for any code but 1000 and
+    # 3000-4999 (the close frame is then never sent): send 1000 instead.
+    return code if code == 1000 or 3000 <= code <= 4999 else 1000
+
+
+#: ASGI servers that cannot send every close code, by the module of their ``send``.
+ASGI_CLOSE_CODES: dict[str, Callable[[int], int]] = {"daphne.server": _daphne_close_code}
+
+
+def asgi_close_code(send: Any) -> Callable[[int], int] | None:
+    """Return how this ASGI server's ``send`` maps close codes, if it must."""
+    func = getattr(send, "func", send)  # daphne's send is a functools.partial
+    return ASGI_CLOSE_CODES.get(getattr(func, "__module__", ""))
 
 
 def find_server(environ: Environ) -> tuple[Server, socket.socket] | None:
