@@ -13,12 +13,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .conf import settings
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 from django.http import HttpRequest, HttpResponse
 
 from . import handshake
+from .conf import settings
 from .connection import BaseWebSocket, WebSocket, registry
 from .connection_async import AsyncWebSocket
 from .events import CloseCode
@@ -70,7 +70,9 @@ class Options:
     @classmethod
     def from_settings(cls, **overrides: Any) -> Options:
         """Read ``WEBSOCKET_*`` settings now, then apply per-view ``overrides``."""
-        options = cls(**{name: getattr(settings, f"WEBSOCKET_{name.upper()}") for name in OPTION_NAMES})
+        options = cls(
+            **{name: getattr(settings, f"WEBSOCKET_{name.upper()}") for name in OPTION_NAMES}
+        )
         return replace(options, **overrides) if overrides else options
 
 

@@ -15,8 +15,10 @@ class DjangoWebSocketConfig(AppConfig):
     verbose_name = "WebSockets"
 
     def ready(self) -> None:
-        from . import conf  # noqa: F401  (registers the WEBSOCKET_* defaults)
-        from . import greenlets
+        from . import (
+            conf,  # noqa: F401  (registers the WEBSOCKET_* defaults)
+            greenlets,
+        )
 
         checks.register(check_app_order)
         if greenlets.monkey_patched():

@@ -44,7 +44,9 @@ def _http_scope(scope: Scope) -> dict[str, Any]:
 
 
 def _response_headers(response: HttpResponse) -> list[tuple[bytes, bytes]]:
-    headers = [(name.encode("latin-1"), str(value).encode("latin-1")) for name, value in response.items()]
+    headers = [
+        (name.encode("latin-1"), str(value).encode("latin-1")) for name, value in response.items()
+    ]
     for cookie in response.cookies.values():
         headers.append((b"Set-Cookie", cookie.output(header="").strip().encode("latin-1")))
     return headers

@@ -12,6 +12,7 @@ only moves events, and never learns which server carries them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -356,10 +357,9 @@ class ConnectionRegistry:
         with self._lock:
             connections = list(self._connections)
         for connection in connections:
-            try:
+            # Shutting down: one connection's failure must not stop the others.
+            with contextlib.suppress(Exception):
                 connection.close_from_any_thread(code, reason)
-            except Exception:  # noqa: BLE001 - shutting down: one failure must not stop the rest
-                pass
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             while self._connections:

@@ -8,13 +8,13 @@ keepalive.
 from __future__ import annotations
 
 import enum
-from typing import NamedTuple, Union
+from typing import NamedTuple
 
 from websockets.frames import CloseCode
 
 __all__ = ["Close", "CloseCode", "Event", "Message", "Pong", "State"]
 
-Message = Union[str, bytes]
+Message = str | bytes
 
 
 class Close(NamedTuple):
@@ -30,7 +30,7 @@ class Pong(NamedTuple):
     data: bytes
 
 
-Event = Union[str, bytes, Close, Pong]
+Event = str | bytes | Close | Pong
 
 
 class State(enum.Enum):

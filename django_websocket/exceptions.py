@@ -52,9 +52,7 @@ class HandshakeError(WebSocketError):
         headers: extra response headers (e.g. ``Sec-WebSocket-Version: 13``).
     """
 
-    def __init__(
-        self, status: int, reason: str, headers: Mapping[str, str] | None = None
-    ) -> None:
+    def __init__(self, status: int, reason: str, headers: Mapping[str, str] | None = None) -> None:
         self.status = status
         self.reason = reason
         self.headers = dict(headers or {})

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefunction
-from .conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from .accept import refuse, validate
+from .conf import settings
 from .decorators import accept_websocket, attach
 from .exceptions import HandshakeError
 

@@ -71,7 +71,9 @@ class FrameProtocol:
 
     # -- opening handshake -------------------------------------------------
 
-    def accept(self, path: str, headers: Sequence[tuple[str, str]], subprotocol: str | None) -> None:
+    def accept(
+        self, path: str, headers: Sequence[tuple[str, str]], subprotocol: str | None
+    ) -> None:
         """Queue the ``101 Switching Protocols`` response for a validated request.
 
         The request head is fed to ``websockets`` as bytes, its documented sans-I/O
@@ -186,4 +188,3 @@ class FrameProtocol:
     def open(self) -> bool:
         """Whether messages may still be sent."""
         return self._proto.state is WsState.OPEN
-

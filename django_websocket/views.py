@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from functools import update_wrapper
-from typing import Any, ClassVar
+from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.core.exceptions import ImproperlyConfigured
@@ -80,7 +80,9 @@ class WebSocketView(View):
     @classproperty
     def view_is_async(cls) -> bool:  # noqa: N805 (a class property, as in Django)
         """Whether the hooks (and HTTP handlers) are ``async def``; mixing is an error."""
-        handlers = [getattr(cls, n) for n in HOOKS if getattr(cls, n) is not getattr(WebSocketView, n)]
+        handlers = [
+            getattr(cls, n) for n in HOOKS if getattr(cls, n) is not getattr(WebSocketView, n)
+        ]
         handlers += [
             getattr(cls, method)
             for method in cls.http_method_names
@@ -109,7 +111,9 @@ class WebSocketView(View):
     def _async_entry(cls, view: Callable[..., Any]) -> Callable[..., Any]:
         # A sync dispatch() from a mixin (LoginRequiredMixin...) may touch the
         # session or the database: run it on a thread, then await what it returns.
-        sync_dispatch = not iscoroutinefunction(cls.dispatch) and cls.dispatch is not WebSocketView.dispatch
+        sync_dispatch = (
+            not iscoroutinefunction(cls.dispatch) and cls.dispatch is not WebSocketView.dispatch
+        )
 
         async def async_view(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
             if sync_dispatch:
@@ -289,4 +293,3 @@ class WebSocketView(View):
             response = await afinish(websocket)
             await self._aguard(self.on_close, websocket.close_code, websocket.close_reason)
         return response
-

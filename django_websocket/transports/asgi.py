@@ -49,7 +49,9 @@ class ASGITransport:
                 return str(text)
             return bytes(message.get("bytes") or b"")
         if kind == "websocket.disconnect":
-            self._close = Close(int(message.get("code", CloseCode.NO_STATUS_RCVD)), message.get("reason") or "")
+            self._close = Close(
+                int(message.get("code", CloseCode.NO_STATUS_RCVD)), message.get("reason") or ""
+            )
             return self._close
         return None  # nothing a connection needs (unknown or extension events)
 
@@ -80,7 +82,11 @@ class ASGITransport:
 
     async def send_close(self, code: int, reason: str) -> None:
         if self._close_code is not None and self._close_code(code) != code:
-            logger.warning("This ASGI server cannot send close code %s; sending %s.", code, self._close_code(code))
+            logger.warning(
+                "This ASGI server cannot send close code %s; sending %s.",
+                code,
+                self._close_code(code),
+            )
             code = self._close_code(code)
         try:
             await self._send({"type": "websocket.close", "code": code, "reason": reason})
@@ -192,12 +198,18 @@ class ASGIConnection:
         future = asyncio.run_coroutine_threadsafe(self.accept(subprotocol), self.loop)
         return ASGIThreadTransport(future.result(), self.loop)
 
-    async def refuse(self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> None:
+    async def refuse(
+        self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes
+    ) -> None:
         """Refuse the handshake with an HTTP response, or close 1008 where impossible."""
         self.responded = True
         if self.can_send_status:
             await self.send(
-                {"type": "websocket.http.response.start", "status": status, "headers": list(headers)}
+                {
+                    "type": "websocket.http.response.start",
+                    "status": status,
+                    "headers": list(headers),
+                }
             )
             await self.send({"type": "websocket.http.response.body", "body": body})
             return

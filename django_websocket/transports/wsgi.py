@@ -7,6 +7,7 @@ thread per connection); writes may come from any thread and are serialised.
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import threading
@@ -64,10 +65,8 @@ class SocketTransport:
             elif not self._write_closed:
                 # websockets asks to half-close: the server closes TCP first (RFC 6455 7.1.1).
                 self._write_closed = True
-                try:
+                with contextlib.suppress(OSError):
                     self._sock.shutdown(socket.SHUT_WR)
-                except OSError:
-                    pass
 
     def send(self, message: Message) -> None:
         """Send one message; raise :class:`ConnectionClosed` (1006) if the socket failed."""
@@ -101,10 +100,8 @@ class SocketTransport:
     def abort(self) -> None:
         """Drop TCP now; the next :meth:`receive` reports 1006."""
         self._eof = True
-        try:
+        with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     # -- reading (the view's thread) -----------------------------------------
 

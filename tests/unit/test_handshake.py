@@ -99,10 +99,14 @@ def test_default_policy_allows_allowed_hosts_and_csrf_trusted_origins():
     )
 
 
-@pytest.mark.parametrize("origin", ["http://evil.example", "null", "file://", "http://example.com.evil"])
+@pytest.mark.parametrize(
+    "origin", ["http://evil.example", "null", "file://", "http://example.com.evil"]
+)
 def test_default_policy_refuses_other_origins_with_403(origin):
     with pytest.raises(HandshakeError) as info:
-        check_origin(origin, host="example.com", allowed_origins=None, allowed_hosts=["example.com"])
+        check_origin(
+            origin, host="example.com", allowed_origins=None, allowed_hosts=["example.com"]
+        )
     assert info.value.status == 403
 
 

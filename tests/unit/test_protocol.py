@@ -64,7 +64,9 @@ def test_oversized_message_fails_with_1009_even_when_fragmented():
     client.send_binary(b"x" * 6, fin=False)
     client.send_continuation(b"x" * 6, fin=True)
     events = pump(client, server)
-    assert [event.code for event in events if isinstance(event, Close)] == [CloseCode.MESSAGE_TOO_BIG]
+    assert [event.code for event in events if isinstance(event, Close)] == [
+        CloseCode.MESSAGE_TOO_BIG
+    ]
 
 
 def test_unmasked_frame_fails_with_1002():
@@ -103,7 +105,10 @@ def test_server_messages_and_close_reach_the_client():
     server.send_close(4000, "done")
     client.receive_data(b"".join(server.data_to_send()))
     frames = client.events_received()
-    assert [(f.opcode, bytes(f.data)) for f in frames[:2]] == [(Opcode.TEXT, b"hi"), (Opcode.BINARY, b"\x01")]
+    assert [(f.opcode, bytes(f.data)) for f in frames[:2]] == [
+        (Opcode.TEXT, b"hi"),
+        (Opcode.BINARY, b"\x01"),
+    ]
     assert frames[2].opcode is Opcode.CLOSE
     assert not server.open
 
@@ -121,7 +126,9 @@ def test_subprotocol_header_is_set():
 def test_deflate_is_negotiated_when_offered():
     from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
-    client = ClientProtocol(parse_uri("ws://example.com/"), extensions=[ClientPerMessageDeflateFactory()])
+    client = ClientProtocol(
+        parse_uri("ws://example.com/"), extensions=[ClientPerMessageDeflateFactory()]
+    )
     request = client.connect()
     server = FrameProtocol(max_message_size=None, compression="deflate")
     server.accept("/", list(request.headers.raw_items()), None)

@@ -14,12 +14,28 @@ def test_unit_tests_pass_without_django_settings_module():
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     result = subprocess.run(
         [
-            sys.executable, "-m", "pytest", "-q", "-p", "no:django", "-p", "no:cacheprovider",
-            "-o", "DJANGO_SETTINGS_MODULE=", "-W", "ignore::pytest.PytestConfigWarning",
-            "tests/unit/test_connection.py", "tests/unit/test_protocol.py",
-            "tests/unit/test_transport_wsgi.py", "tests/unit/test_handshake.py",
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:django",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "DJANGO_SETTINGS_MODULE=",
+            "-W",
+            "ignore::pytest.PytestConfigWarning",
+            "tests/unit/test_connection.py",
+            "tests/unit/test_protocol.py",
+            "tests/unit/test_transport_wsgi.py",
+            "tests/unit/test_handshake.py",
         ],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert " passed" in result.stdout
