@@ -1,0 +1,1 @@
+"""A small Django project that the integration tests serve with runserver."""
