@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -34,6 +35,8 @@ __all__ = [
     "aaccept",
     "accept",
     "afinish",
+    "close_connections",
+    "db_hygiene",
     "finish",
     "is_websocket",
     "refuse",
@@ -89,7 +92,12 @@ class SessionResponse(HttpResponse):
 
 def is_websocket(request: HttpRequest) -> bool:
     """Tell whether ``request`` asks to upgrade to WebSocket."""
-    return servers.ASGI_KEY in request.META or handshake.is_websocket_request(request.headers)
+    return _server_validated(request) or handshake.is_websocket_request(request.headers)
+
+
+def _server_validated(request: HttpRequest) -> bool:
+    upgrade = request.META.get(servers.UPGRADE_KEY)
+    return upgrade is not None and upgrade.server_validated
 
 
 def validate(request: HttpRequest) -> None:
@@ -98,7 +106,7 @@ def validate(request: HttpRequest) -> None:
     Raises:
         HandshakeError: 400 with the reason.
     """
-    if servers.ASGI_KEY not in request.META:
+    if not _server_validated(request):
         handshake.validate_request(request.method or "", request.headers)
 
 
@@ -222,10 +230,10 @@ def accept(
     subprotocol = _negotiate(request, subprotocols, select_subprotocol, options)
     _reserve(options)
     try:
-        asgi = request.META.get(servers.ASGI_KEY)
+        upgrade = request.META.get(servers.UPGRADE_KEY)
         transport: Transport
-        if asgi is not None:
-            transport = asgi.accept_from_thread(subprotocol)
+        if upgrade is not None:
+            transport = upgrade.accept(subprotocol)
         else:
             transport = _accept_wsgi(request, subprotocol, options)
     except BaseException:
@@ -253,10 +261,10 @@ async def aaccept(
     subprotocol = _negotiate(request, subprotocols, select_subprotocol, options)
     _reserve(options)
     try:
-        asgi = request.META.get(servers.ASGI_KEY)
+        upgrade = request.META.get(servers.UPGRADE_KEY)
         transport: AsyncTransport
-        if asgi is not None:
-            transport = await asgi.accept(subprotocol)
+        if upgrade is not None:
+            transport = await upgrade.aaccept(subprotocol)
         else:
             transport = ThreadedTransport(_accept_wsgi(request, subprotocol, options))
     except BaseException:
@@ -267,11 +275,22 @@ async def aaccept(
     return websocket
 
 
+#: Whether sessions on this thread/context recycle DB connections. The test client
+#: turns it off, as Django's does, so a TestCase's transaction survives.
+db_hygiene: ContextVar[bool] = ContextVar("django_websocket_db_hygiene", default=True)
+
+
+def close_connections() -> None:
+    """Run Django's ``close_old_connections()`` unless the test client runs us."""
+    if db_hygiene.get():
+        close_old_connections()
+
+
 def _release(websocket: BaseWebSocket) -> None:
     registry.discard(websocket)
     registry.release()
     # The session was one long request: give its DB connections back (SPEC 6).
-    close_old_connections()
+    close_connections()
 
 
 def finish(websocket: WebSocket) -> SessionResponse:

@@ -23,7 +23,7 @@ from django.urls import set_script_prefix
 
 from .accept import SessionResponse, shutdown
 from .transports.asgi import ASGIConnection, Receive, Scope, Send
-from .transports.servers import ASGI_KEY
+from .transports.servers import UPGRADE_KEY
 
 __all__ = ["WebSocketASGIHandler", "get_asgi_application"]
 
@@ -80,7 +80,7 @@ class WebSocketASGIHandler(ASGIHandler):
         )
         request, response = self.create_request(_http_scope(scope), io.BytesIO())
         if request is not None:
-            request.META[ASGI_KEY] = connection
+            request.META[UPGRADE_KEY] = connection
             response = await self.get_response_async(request)
         if not connection.responded and not isinstance(response, SessionResponse):
             body = b"" if response.streaming else response.content

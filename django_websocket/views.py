@@ -17,13 +17,22 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.core.exceptions import ImproperlyConfigured
-from django.db import close_old_connections
 from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import classonlymethod
 from django.utils.functional import classproperty
 from django.views.generic import View
 
-from .accept import OPTION_NAMES, Options, aaccept, accept, afinish, finish, is_websocket, refuse
+from .accept import (
+    OPTION_NAMES,
+    Options,
+    aaccept,
+    accept,
+    afinish,
+    close_connections,
+    finish,
+    is_websocket,
+    refuse,
+)
 from .events import CloseCode, Message
 from .exceptions import HandshakeError
 
@@ -221,7 +230,7 @@ class WebSocketView(View):
 
     def _guard(self, hook: Callable[..., Any], *args: Any) -> bool:
         """Run a sync hook with fresh DB connections; route an exception to ``on_error``."""
-        close_old_connections()
+        close_connections()
         try:
             hook(*args)
             return True
@@ -233,7 +242,7 @@ class WebSocketView(View):
                 self.websocket.close(CloseCode.INTERNAL_ERROR, "internal error")
             return False
         finally:
-            close_old_connections()
+            close_connections()
 
     def _serve(self, request: HttpRequest) -> HttpResponse:
         try:

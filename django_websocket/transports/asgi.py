@@ -168,8 +168,10 @@ class ASGIConnection:
     """One ``websocket`` scope before the handshake: accept it or refuse it.
 
     The ASGI entry point puts it in ``request.META`` under
-    :data:`~django_websocket.transports.servers.ASGI_KEY`.
+    :data:`~django_websocket.transports.servers.UPGRADE_KEY`.
     """
+
+    server_validated = True  # ASGI servers validate the upgrade before the app sees it
 
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope = scope
@@ -184,7 +186,7 @@ class ASGIConnection:
         """Whether the server supports the ``websocket.http.response`` extension."""
         return "websocket.http.response" in (self.scope.get("extensions") or {})
 
-    async def accept(self, subprotocol: str | None) -> ASGITransport:
+    async def aaccept(self, subprotocol: str | None) -> ASGITransport:
         """Send ``websocket.accept`` and return the connection's transport."""
         self.accepted = self.responded = True
         message: dict[str, Any] = {"type": "websocket.accept"}
@@ -193,9 +195,9 @@ class ASGIConnection:
         await self.send(message)
         return ASGITransport(self.receive, self.send)
 
-    def accept_from_thread(self, subprotocol: str | None) -> ASGIThreadTransport:
+    def accept(self, subprotocol: str | None) -> ASGIThreadTransport:
         """Accept from a sync view's thread; return a blocking transport."""
-        future = asyncio.run_coroutine_threadsafe(self.accept(subprotocol), self.loop)
+        future = asyncio.run_coroutine_threadsafe(self.aaccept(subprotocol), self.loop)
         return ASGIThreadTransport(future.result(), self.loop)
 
     async def refuse(

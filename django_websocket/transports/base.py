@@ -14,7 +14,7 @@ from typing import Protocol
 
 from ..events import Event, Message
 
-__all__ = ["AsyncTransport", "Channel", "Transport"]
+__all__ = ["AsyncTransport", "Channel", "Transport", "Upgrade"]
 
 
 class Transport(Protocol):
@@ -45,6 +45,23 @@ class Transport(Protocol):
 
     def finish(self, timeout: float | None) -> None:
         """Release the connection after the session; wait at most ``timeout`` for TCP close."""
+
+
+class Upgrade(Protocol):
+    """An in-process way to complete the handshake (ASGI, the test client).
+
+    Attributes:
+        server_validated: the server already validated the upgrade request
+            (ASGI servers do), so its headers need not be checked again.
+    """
+
+    server_validated: bool
+
+    def accept(self, subprotocol: str | None) -> Transport:
+        """Complete the handshake from a sync view's thread; return a blocking transport."""
+
+    async def aaccept(self, subprotocol: str | None) -> AsyncTransport:
+        """Complete the handshake from async code; return an async transport."""
 
 
 class AsyncTransport(Protocol):

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
-    "ASGI_KEY",
     "HIJACKED_KEY",
     "READ_BUFFER_KEY",
     "SERVERS",
     "SOCKET_KEY",
     "Server",
+    "UPGRADE_KEY",
     "asgi_close_code",
     "find_server",
 ]
@@ -34,8 +34,9 @@ SOCKET_KEY = "django_websocket.socket"
 READ_BUFFER_KEY = "django_websocket.read_buffer"
 #: Set to ``True`` by us once the socket is ours: the server must write nothing more.
 HIJACKED_KEY = "django_websocket.hijacked"
-#: The :class:`~.asgi.ASGIConnection` of a request that came as an ASGI ``websocket`` scope.
-ASGI_KEY = "django_websocket.asgi"
+#: An in-process :class:`~.base.Upgrade` that completes the handshake for this request:
+#: the ASGI entry point's :class:`~.asgi.ASGIConnection`, or the test client's.
+UPGRADE_KEY = "django_websocket.upgrade"
 
 
 def _environ_socket(key: str) -> Callable[[Environ], Any]:
