@@ -3,6 +3,7 @@
 Public API::
 
     from django_websocket import WebSocketView                          # class-based views
+    from django_websocket import broadcast, abroadcast                  # groups
     from django_websocket import accept_websocket, require_websocket   # 0.3 API
     from django_websocket import WebSocket, AsyncWebSocket, ConnectionClosed
 
@@ -26,6 +27,7 @@ __version__ = "1.0.0.dev0"
 
 __all__ = [
     "AsyncWebSocket",
+    "BrokerError",
     "CloseCode",
     "ConnectionClosed",
     "HandshakeError",
@@ -34,7 +36,11 @@ __all__ = [
     "WebSocket",
     "WebSocketError",
     "WebSocketView",
+    "abroadcast",
+    "abroadcast_json",
     "accept_websocket",
+    "broadcast",
+    "broadcast_json",
     "require_websocket",
 ]
 
@@ -46,6 +52,11 @@ _LAZY = {
     "WebSocket": "connection",
     "AsyncWebSocket": "connection_async",
     "WebSocketView": "views",
+    "broadcast": "groups",
+    "abroadcast": "groups",
+    "broadcast_json": "groups",
+    "abroadcast_json": "groups",
+    "BrokerError": "groups",
 }
 
 

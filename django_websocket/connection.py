@@ -18,13 +18,21 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from .events import Close, CloseCode, Event, Message, Pong, State
 from .exceptions import ConnectionClosed, InvalidState
 from .transports.base import Transport
 
-__all__ = ["BaseWebSocket", "ConnectionRegistry", "WebSocket", "check_close", "registry"]
+__all__ = [
+    "OVERFLOW",
+    "BaseWebSocket",
+    "ConnectionRegistry",
+    "Posted",
+    "WebSocket",
+    "check_close",
+    "registry",
+]
 
 # Close codes an endpoint may send (RFC 6455 section 7.4; IANA registry).
 _SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)})
@@ -40,6 +48,16 @@ def check_close(code: int, reason: str) -> None:
         raise ValueError(f"invalid close code: {code}")
     if len(reason.encode("utf-8")) > 123:
         raise ValueError("close reason is longer than 123 bytes")
+
+
+class Posted(NamedTuple):
+    """An item another thread posted to the connection (see :meth:`WebSocket.post`)."""
+
+    item: Any
+
+
+#: :meth:`WebSocket.next_event`'s answer when posts overflowed their limit.
+OVERFLOW = object()
 
 
 def message_size(message: Message, limit: int) -> int:
@@ -185,7 +203,7 @@ class BaseWebSocket:
             self._set_closed(event)
         elif isinstance(event, Pong):
             self._ping_sent_at = None
-        return None
+        return None  # WAKE: nothing to apply, the caller looks at its posts
 
 
 class WebSocket(BaseWebSocket):
@@ -205,6 +223,53 @@ class WebSocket(BaseWebSocket):
         super().__init__(**options)
         self._transport = transport
         self._receive_lock = threading.RLock()
+        self._posts: deque[Any] = deque()
+        self._posts_enabled = False
+        self._overflowed = False
+
+    # -- posts: work other threads hand to the connection's own thread ------------
+
+    def enable_posts(self) -> None:
+        """Allow :meth:`post`; call on the receiving thread before it blocks again."""
+        if not self._posts_enabled:
+            self._transport.enable_wake()
+            self._posts_enabled = True
+
+    def post(self, item: Any, limit: int) -> bool:
+        """Queue ``item`` for :meth:`next_event` from any thread; never blocks.
+
+        Returns:
+            ``False`` when ``limit`` items are already waiting: the item is dropped
+            and :meth:`next_event` reports :data:`OVERFLOW` (the owner is too slow).
+        """
+        if not self._posts_enabled or self._state is State.CLOSED:
+            return False
+        if len(self._posts) >= limit:
+            self._overflowed = True
+            self._transport.wake()
+            return False
+        self._posts.append(item)
+        self._transport.wake()
+        return True
+
+    def next_event(self) -> Any:
+        """Return the next posted item, :data:`OVERFLOW`, or client message; ``None`` once closed.
+
+        The loop of a view that also serves groups: posted items come first so a
+        busy client cannot starve them.
+        """
+        with self._receive_lock:
+            while True:
+                if self._overflowed:
+                    self._overflowed = False
+                    return OVERFLOW
+                if self._posts:
+                    return Posted(self._posts.popleft())
+                if self._messages:
+                    return self._messages.popleft()
+                if self._state is State.CLOSED:
+                    return None
+                self._receive(self._next_timeout())
 
     def _receive(self, timeout: float | None) -> bool:
         """Take one event from the transport; return ``False`` if none came in time."""

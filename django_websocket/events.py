@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from websockets.frames import CloseCode
 
-__all__ = ["Close", "CloseCode", "Event", "Message", "Pong", "State"]
+__all__ = ["WAKE", "Close", "CloseCode", "Event", "Message", "Pong", "State", "Wake"]
 
 Message = str | bytes
 
@@ -30,7 +30,17 @@ class Pong(NamedTuple):
     data: bytes
 
 
-Event = str | bytes | Close | Pong
+class Wake:
+    """Another thread posted something for the connection's owner (see ``WebSocket.post``)."""
+
+    def __repr__(self) -> str:
+        return "WAKE"
+
+
+#: The one :class:`Wake` event.
+WAKE = Wake()
+
+Event = str | bytes | Close | Pong | Wake
 
 
 class State(enum.Enum):

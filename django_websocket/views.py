@@ -8,9 +8,12 @@ message in order, and ``on_close`` exactly once, however the connection ended.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import json
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from functools import update_wrapper
 from typing import Any
@@ -33,8 +36,10 @@ from .accept import (
     is_websocket,
     refuse,
 )
+from .connection import OVERFLOW, Posted, WebSocket
 from .events import CloseCode, Message
 from .exceptions import HandshakeError
+from .groups import abroadcast, broadcast, get_broker
 
 __all__ = ["USE_SETTING", "WebSocketView"]
 
@@ -62,7 +67,9 @@ class WebSocketView(View):
             closes with 1007); ``None`` for ``str``/``bytes``.
         subprotocols: the subprotocols this view speaks; the client's first
             offer found here is selected (override :meth:`select_subprotocol`).
-        groups: groups every connection joins on open.
+        groups: groups every connection joins on open (before ``on_open``).
+        max_group_queue: group messages that may wait for a slow client before
+            it is closed with 1013 (Try Again Later), so it never delays others.
         max_message_size, ping_interval, ping_timeout, close_timeout,
         compression, max_connections, allowed_origins: per-view values of the
             ``WEBSOCKET_*`` settings.
@@ -71,6 +78,8 @@ class WebSocketView(View):
     encoding: str | None = None
     subprotocols: Sequence[str] = ()
     groups: Sequence[str] = ()
+    #: Group messages that may wait for a slow client; past that it is closed with 1013.
+    max_group_queue: int = 256
     max_message_size: int | None = USE_SETTING
     ping_interval: float | None = USE_SETTING
     ping_timeout: float | None = USE_SETTING
@@ -80,6 +89,7 @@ class WebSocketView(View):
     allowed_origins: Sequence[str] | None = USE_SETTING
 
     request: HttpRequest
+    _member: _ThreadMember | _LoopMember | None = None
     #: The connection: a :class:`~.connection.WebSocket` in sync views, an
     #: :class:`~.connection_async.AsyncWebSocket` in async ones.
     websocket: Any
@@ -197,6 +207,32 @@ class WebSocketView(View):
         """Start the closing handshake; await it in async views."""
         return self.websocket.close(code, reason)
 
+    # -- groups ----------------------------------------------------------------------
+
+    def join(self, group: str) -> None:
+        """Add this connection to ``group`` (in every process sharing the broker)."""
+        broker = get_broker()
+        if self._member is None:
+            if self.view_is_async:
+                self._member = _LoopMember(self)
+            else:
+                self.websocket.enable_posts()
+                self._member = _ThreadMember(self.websocket, self.max_group_queue)
+        broker.join(group, self._member)
+
+    def leave(self, group: str) -> None:
+        """Remove this connection from ``group``."""
+        if self._member is not None:
+            get_broker().leave(group, self._member)
+
+    def broadcast(self, group: str, message: Message) -> Any:
+        """Send ``message`` to every member of ``group``; await it in async views."""
+        return abroadcast(group, message) if self.view_is_async else broadcast(group, message)
+
+    def _leave_groups(self) -> None:
+        if self._member is not None:
+            get_broker().leave_all(self._member)
+
     # -- hooks -----------------------------------------------------------------------
 
     def on_open(self) -> Any:
@@ -252,12 +288,18 @@ class WebSocketView(View):
         except HandshakeError as exc:
             return refuse(exc)
         try:
+            for group in self.groups:
+                self.join(group)
             if self._guard(self.on_open):
-                while (message := websocket.wait()) is not None:
-                    decoded = self._decode(message)
-                    if decoded is not _INVALID:
+                while (event := websocket.next_event()) is not None:
+                    if event is OVERFLOW:
+                        websocket.close(CloseCode.TRY_AGAIN_LATER, "too slow for group messages")
+                    elif isinstance(event, Posted):
+                        self._guard(self.on_group_message, *event.item)
+                    elif (decoded := self._decode(event)) is not _INVALID:
                         self._guard(self.on_message, decoded)
         finally:
+            self._leave_groups()
             response = finish(websocket)
             self._guard(self.on_close, websocket.close_code, websocket.close_reason)
         return response
@@ -289,6 +331,8 @@ class WebSocketView(View):
         except HandshakeError as exc:
             return refuse(exc)
         try:
+            for group in self.groups:
+                self.join(group)
             if await self._aguard(self.on_open):
                 while (message := await websocket.wait()) is not None:
                     if self.encoding == "json":
@@ -299,6 +343,60 @@ class WebSocketView(View):
                             continue
                     await self._aguard(self.on_message, message)
         finally:
+            self._leave_groups()
+            if isinstance(self._member, _LoopMember):
+                await self._member.stop()
             response = await afinish(websocket)
             await self._aguard(self.on_close, websocket.close_code, websocket.close_reason)
         return response
+
+
+class _ThreadMember:
+    """A sync view's connection in groups: messages are posted to its own thread."""
+
+    def __init__(self, websocket: WebSocket, limit: int) -> None:
+        self.websocket = websocket
+        self.limit = limit
+
+    def deliver(self, group: str, message: Message) -> None:
+        self.websocket.post((group, message), self.limit)
+
+
+class _LoopMember:
+    """An async view's connection in groups: a task on its loop sends in order."""
+
+    def __init__(self, view: WebSocketView) -> None:
+        self.view = view
+        self.loop = asyncio.get_running_loop()
+        self.queue: deque[tuple[str, Message]] = deque()
+        self.task: asyncio.Task[None] | None = None
+        self.stopped = False
+
+    def deliver(self, group: str, message: Message) -> None:
+        self.loop.call_soon_threadsafe(self._enqueue, group, message)
+
+    def _enqueue(self, group: str, message: Message) -> None:
+        websocket = self.view.websocket
+        if self.stopped or websocket.closed:
+            return
+        if len(self.queue) >= self.view.max_group_queue:
+            self.queue.clear()
+            self.loop.create_task(
+                websocket.close(CloseCode.TRY_AGAIN_LATER, "too slow for group messages")
+            )
+            return
+        self.queue.append((group, message))
+        if self.task is None or self.task.done():
+            self.task = self.loop.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self.queue and not self.view.websocket.closed:
+            group, message = self.queue.popleft()
+            await self.view._aguard(self.view.on_group_message, group, message)
+
+    async def stop(self) -> None:
+        self.stopped = True
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task

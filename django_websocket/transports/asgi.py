@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
-from ..events import Close, CloseCode, Event, Message
+from ..events import WAKE, Close, CloseCode, Event, Message
 from ..exceptions import ConnectionClosed
 from .base import Channel
 from .servers import asgi_close_code
@@ -162,6 +162,12 @@ class ASGIThreadTransport:
     def finish(self, timeout: float | None) -> None:
         self._loop.call_soon_threadsafe(self._pump.cancel)
         self._run(self._transport.finish(timeout))
+
+    def enable_wake(self) -> None:
+        pass
+
+    def wake(self) -> None:
+        self._channel.put(WAKE)
 
 
 class ASGIConnection:

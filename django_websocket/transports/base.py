@@ -46,6 +46,12 @@ class Transport(Protocol):
     def finish(self, timeout: float | None) -> None:
         """Release the connection after the session; wait at most ``timeout`` for TCP close."""
 
+    def enable_wake(self) -> None:
+        """Prepare :meth:`wake`; called on the receiving thread before it may block."""
+
+    def wake(self) -> None:
+        """Make a blocked (or the next) :meth:`receive` return :data:`~..events.WAKE`."""
+
 
 class Upgrade(Protocol):
     """An in-process way to complete the handshake (ASGI, the test client).

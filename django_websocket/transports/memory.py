@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from ..events import Close, CloseCode, Event, Message, Pong
+from ..events import WAKE, Close, CloseCode, Event, Message, Pong
 from ..exceptions import ConnectionClosed
 from .base import Channel
 
@@ -78,6 +78,12 @@ class MemoryTransport:
 
     def finish(self, timeout: float | None) -> None:
         self.finished = True
+
+    def enable_wake(self) -> None:
+        pass
+
+    def wake(self) -> None:
+        self.to_server.put(WAKE)
 
 
 class MemoryClient:

@@ -8,6 +8,7 @@ thread per connection); writes may come from any thread and are serialised.
 from __future__ import annotations
 
 import contextlib
+import os
 import select
 import socket
 import threading
@@ -15,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
-from ..events import Close, CloseCode, Event, Message
+from ..events import WAKE, Close, CloseCode, Event, Message
 from ..exceptions import ConnectionClosed
 from ..protocol import FrameProtocol
 
@@ -24,19 +25,24 @@ __all__ = ["SocketTransport", "accept_socket"]
 READ_SIZE = 65536
 
 
-def wait_readable(sock: socket.socket, timeout: float | None) -> bool:
-    """Wait until ``sock`` has data (or EOF); return ``False`` on timeout.
+def wait_readable(
+    sock: socket.socket, timeout: float | None, wake_fd: int | None = None
+) -> list[int]:
+    """Wait until ``sock`` (or ``wake_fd``) has data or EOF; return the ready fds.
 
     ``poll`` has no file-descriptor limit, unlike ``select`` (1024); under eventlet,
     whose monkey-patching removes ``poll``, its green ``select`` has no such limit.
     """
+    fds = [sock.fileno()] if wake_fd is None else [sock.fileno(), wake_fd]
     poll = getattr(select, "poll", None)
     if poll is not None:
         poller = poll()
-        poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
-        return bool(poller.poll(None if timeout is None else max(timeout, 0.0) * 1000))
-    readable, _, _ = select.select([sock], [], [], timeout)
-    return bool(readable)
+        for fd in fds:
+            poller.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
+        ms = None if timeout is None else max(timeout, 0.0) * 1000
+        return [fd for fd, _ in poller.poll(ms)]
+    readable, _, _ = select.select(fds, [], [], timeout)
+    return list(readable)
 
 
 class SocketTransport:
@@ -54,6 +60,8 @@ class SocketTransport:
         self._events: deque[Event] = deque()
         self._eof = False
         self._write_closed = False
+        self._wake_fd: int | None = None
+        self._wake_lock = threading.Lock()  # a closed eventfd's number may be reused
 
     # -- writing (any thread) ----------------------------------------------
 
@@ -124,10 +132,16 @@ class SocketTransport:
                 close = self._proto.close_event or Close(CloseCode.ABNORMAL_CLOSURE, "")
                 self._proto.close_event = close
                 return close
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if not wait_readable(self._sock, remaining):
+            if deadline is not None or self._wake_fd is not None:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                ready = wait_readable(self._sock, remaining, self._wake_fd)
+                if not ready:
                     return None
+                if self._wake_fd in ready:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._wake_fd, 8)
+                    if self._sock.fileno() not in ready:
+                        return WAKE
             try:
                 data = self._sock.recv(READ_SIZE)
             except OSError:
@@ -135,8 +149,32 @@ class SocketTransport:
             self.feed(data)
         return self._events.popleft()
 
+    def enable_wake(self) -> None:
+        """Create the eventfd that :meth:`wake` writes to and :meth:`receive` polls."""
+        if self._wake_fd is None:
+            if hasattr(os, "eventfd"):
+                self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            else:  # not Linux
+                self._wake_fd, self._wake_write = os.pipe()
+                os.set_blocking(self._wake_fd, False)
+
+    def wake(self) -> None:
+        """Interrupt a blocked :meth:`receive` (from any thread)."""
+        with self._wake_lock:
+            if self._wake_fd is not None:
+                os.write(getattr(self, "_wake_write", self._wake_fd), (1).to_bytes(8, "little"))
+
+    def _close_wake(self) -> None:
+        with self._wake_lock:
+            if self._wake_fd is not None:
+                os.close(self._wake_fd)
+                if hasattr(self, "_wake_write"):
+                    os.close(self._wake_write)
+                self._wake_fd = None
+
     def finish(self, timeout: float | None) -> None:
         """Half-close, then wait (bounded) for the peer's FIN so TCP ends without a reset."""
+        self._close_wake()
         with self._write_lock:
             if not self._write_closed:
                 self._write_closed = True

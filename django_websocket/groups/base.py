@@ -1,0 +1,119 @@
+"""The broker interface and this process's group membership.
+
+A broker moves group messages between processes (or not, for ``memory://``);
+whichever it is, delivery to this process's members goes through
+:meth:`Broker.deliver_local`, which never blocks: each member queues the message
+for its own connection (see ``WebSocketView``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Protocol
+
+from ..events import Message
+from ..exceptions import WebSocketError
+
+__all__ = ["Broker", "BrokerError", "Member", "check_group", "check_message"]
+
+logger = logging.getLogger("django_websocket")
+
+
+class BrokerError(WebSocketError):
+    """The groups backend cannot deliver a broadcast (e.g. Redis is unreachable)."""
+
+
+class Member(Protocol):
+    """A connection in one or more groups."""
+
+    def deliver(self, group: str, message: Message) -> None:
+        """Queue ``message`` for the connection; must never block."""
+
+
+def check_group(group: object) -> str:
+    """Return ``group`` if it is a valid group name.
+
+    Raises:
+        TypeError: not a ``str``.
+        ValueError: empty or longer than 255 characters.
+    """
+    if not isinstance(group, str):
+        raise TypeError(f"group must be str, not {type(group).__name__}")
+    if not 0 < len(group) <= 255:
+        raise ValueError("group name must have 1 to 255 characters")
+    return group
+
+
+def check_message(message: object) -> Message:
+    """Return ``message`` as ``str`` or ``bytes``.
+
+    Raises:
+        TypeError: neither text nor bytes-like.
+    """
+    if isinstance(message, (bytearray, memoryview)):
+        return bytes(message)
+    if not isinstance(message, (str, bytes)):
+        raise TypeError(f"message must be str or bytes, not {type(message).__name__}")
+    return message
+
+
+class Broker:
+    """Group membership for this process, and publishing through a backend.
+
+    Args:
+        url: the ``WEBSOCKET_BROKER_URL`` the backend was chosen by.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._groups: dict[str, set[Member]] = {}
+        self._lock = threading.Lock()
+
+    def join(self, group: str, member: Member) -> None:
+        """Add ``member`` to ``group`` in this process."""
+        with self._lock:
+            self._groups.setdefault(check_group(group), set()).add(member)
+
+    def leave(self, group: str, member: Member) -> None:
+        """Remove ``member`` from ``group``."""
+        with self._lock:
+            members = self._groups.get(group)
+            if members is not None:
+                members.discard(member)
+                if not members:
+                    del self._groups[group]
+
+    def leave_all(self, member: Member) -> None:
+        """Remove ``member`` from every group (its connection closed)."""
+        with self._lock:
+            for group in [g for g, members in self._groups.items() if member in members]:
+                self._groups[group].discard(member)
+                if not self._groups[group]:
+                    del self._groups[group]
+
+    def members(self, group: str) -> int:
+        """Return how many of this process's connections are in ``group``."""
+        with self._lock:
+            return len(self._groups.get(group, ()))
+
+    def deliver_local(self, group: str, message: Message) -> None:
+        """Hand ``message`` to every member of ``group`` in this process."""
+        with self._lock:
+            members = list(self._groups.get(group, ()))
+        for member in members:
+            try:
+                member.deliver(group, message)
+            except Exception:  # one broken member must not stop the others
+                logger.exception("Error delivering a message to group %r", group)
+
+    def publish(self, group: str, message: Message) -> None:
+        """Send ``message`` to every member of ``group`` in every process."""
+        raise NotImplementedError
+
+    async def apublish(self, group: str, message: Message) -> None:
+        """:meth:`publish` for async code."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the backend's resources (threads, connections)."""
