@@ -23,7 +23,7 @@ from .conf import settings
 from .connection import BaseWebSocket, WebSocket, registry
 from .connection_async import AsyncWebSocket
 from .events import CloseCode
-from .exceptions import HandshakeError
+from .exceptions import ConnectionClosed, HandshakeError
 from .transports import servers
 from .transports.base import AsyncTransport, Transport
 from .transports.threaded import ThreadedTransport
@@ -319,6 +319,8 @@ def run_session(websocket: WebSocket, session: Callable[[], object]) -> SessionR
     """
     try:
         session()
+    except ConnectionClosed:
+        logger.debug("The client left while the view was sending")
     except Exception:
         logger.exception("Error in WebSocket view")
         if not websocket.closed:

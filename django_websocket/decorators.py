@@ -19,7 +19,7 @@ from .accept import aaccept, accept, afinish, is_websocket, logger, refuse, run_
 from .connection import WebSocket
 from .connection_async import AsyncWebSocket
 from .events import CloseCode
-from .exceptions import HandshakeError
+from .exceptions import ConnectionClosed, HandshakeError
 
 __all__ = ["accept_websocket", "attach", "require_websocket"]
 
@@ -70,6 +70,8 @@ def _websocket_view(view: ViewFunc, required: bool) -> ViewFunc:
             request.websocket = started  # type: ignore[attr-defined]
             try:
                 await view(request, *args, **kwargs)
+            except ConnectionClosed:
+                logger.debug("The client left while the view was sending")
             except Exception:
                 logger.exception("Error in WebSocket view")
                 if not started.closed:

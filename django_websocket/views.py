@@ -38,7 +38,7 @@ from .accept import (
 )
 from .connection import OVERFLOW, Posted, WebSocket
 from .events import CloseCode, Message
-from .exceptions import HandshakeError
+from .exceptions import ConnectionClosed, HandshakeError
 from .groups import abroadcast, broadcast, get_broker
 
 __all__ = ["USE_SETTING", "WebSocketView"]
@@ -270,6 +270,8 @@ class WebSocketView(View):
         try:
             hook(*args)
             return True
+        except ConnectionClosed:
+            return False  # the client left while the hook sent: not an error, the loop ends
         except Exception as exc:
             try:
                 self.on_error(exc)
@@ -313,6 +315,8 @@ class WebSocketView(View):
             if inspect.isawaitable(result):
                 await result
             return True
+        except ConnectionClosed:
+            return False  # the client left while the hook sent: not an error, the loop ends
         except Exception as exc:
             try:
                 result = self.on_error(exc)
