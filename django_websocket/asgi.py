@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import Callable
 from typing import Any
 
 import django
+import django.core.handlers.asgi as django_asgi
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.core import signals
 from django.core.handlers.asgi import ASGIHandler
-from django.http import HttpResponse
+from django.http import HttpResponseBase
 from django.urls import set_script_prefix
 
 from .accept import SessionResponse, shutdown
@@ -27,10 +29,8 @@ from .transports.servers import UPGRADE_KEY
 
 __all__ = ["WebSocketASGIHandler", "get_asgi_application"]
 
-try:  # Django >= 5.0
-    from django.core.handlers.asgi import get_script_prefix
-except ImportError:  # Django 4.2: a method of the handler
-    get_script_prefix = None
+# Django >= 5.0 has a function; 4.2 a method of the handler.
+get_script_prefix: Callable[[Scope], str] | None = getattr(django_asgi, "get_script_prefix", None)
 
 
 def _http_scope(scope: Scope) -> dict[str, Any]:
@@ -43,7 +43,7 @@ def _http_scope(scope: Scope) -> dict[str, Any]:
     }
 
 
-def _response_headers(response: HttpResponse) -> list[tuple[bytes, bytes]]:
+def _response_headers(response: HttpResponseBase) -> list[tuple[bytes, bytes]]:
     headers = [
         (name.encode("latin-1"), str(value).encode("latin-1")) for name, value in response.items()
     ]
@@ -55,7 +55,7 @@ def _response_headers(response: HttpResponse) -> list[tuple[bytes, bytes]]:
 class WebSocketASGIHandler(ASGIHandler):
     """Django's ASGI handler, plus ``websocket`` and ``lifespan`` scopes."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         kind = scope["type"]
         if kind == "websocket":
             async with ThreadSensitiveContext():
@@ -74,7 +74,7 @@ class WebSocketASGIHandler(ASGIHandler):
         if get_script_prefix is not None:
             set_script_prefix(get_script_prefix(scope))
         else:
-            set_script_prefix(self.get_script_prefix(scope))
+            set_script_prefix(self.get_script_prefix(scope))  # type: ignore[attr-defined]
         await sync_to_async(signals.request_started.send, thread_sensitive=True)(
             sender=self.__class__, scope=scope
         )
@@ -82,8 +82,9 @@ class WebSocketASGIHandler(ASGIHandler):
         if request is not None:
             request.META[UPGRADE_KEY] = connection
             response = await self.get_response_async(request)
+        assert response is not None
         if not connection.responded and not isinstance(response, SessionResponse):
-            body = b"" if response.streaming else response.content
+            body = b"" if response.streaming else getattr(response, "content", b"")
             await connection.refuse(response.status_code, _response_headers(response), body)
         await sync_to_async(response.close, thread_sensitive=True)()
 

@@ -129,6 +129,10 @@ class BaseWebSocket:
         close = self._close or self._close_sent or Close(CloseCode.ABNORMAL_CLOSURE, "")
         return ConnectionClosed(close.code, close.reason)
 
+    def _ended(self) -> bool:
+        # A method, not an inline test: the state changes under mypy's narrowing.
+        return self._state is State.CLOSED
+
     def _set_closed(self, close: Close) -> None:
         with self._state_lock:
             if self._state is not State.CLOSED:
@@ -267,7 +271,7 @@ class WebSocket(BaseWebSocket):
                     return Posted(self._posts.popleft())
                 if self._messages:
                     return self._messages.popleft()
-                if self._state is State.CLOSED:
+                if self._ended():
                     return None
                 self._receive(self._next_timeout())
 
@@ -292,7 +296,7 @@ class WebSocket(BaseWebSocket):
         if self._state is State.CLOSED or not self._receive_lock.acquire(blocking=False):
             return
         try:
-            while self._state is not State.CLOSED and self._receive(0):
+            while not self._ended() and self._receive(0):
                 pass
         finally:
             self._receive_lock.release()

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import cast
 
 from websockets.exceptions import InvalidState as WsInvalidState
 from websockets.exceptions import ProtocolError as WsProtocolError
 from websockets.extensions.base import ServerExtensionFactory
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
-from websockets.frames import CloseCode, Opcode
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import State as WsState
 from websockets.server import ServerProtocol
@@ -113,14 +114,17 @@ class FrameProtocol:
             self._proto.receive_eof()
         events: list[Event] = []
         for frame in self._proto.events_received():
+            if not isinstance(frame, Frame):
+                continue  # the handshake request, fed in accept()
             opcode = frame.opcode
+            data = cast(bytes, frame.data)
             if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
-                self._fragments = [frame.data]
+                self._fragments = [data]
                 self._fragment_text = opcode is Opcode.TEXT
             elif opcode is Opcode.CONT:
-                self._fragments.append(frame.data)
+                self._fragments.append(data)
             elif opcode is Opcode.PONG:
-                events.append(Pong(bytes(frame.data)))
+                events.append(Pong(bytes(data)))
                 continue
             else:  # ping (answered by websockets) or close (handled below)
                 continue

@@ -21,7 +21,7 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from django.core.servers.basehttp import ThreadedWSGIServer
 from django.core.signals import got_request_exception
@@ -268,7 +268,8 @@ class WebSocketClient(Client):
         handshake.update(headers or {})
         self._connecting = self.timeout if timeout is None else timeout
         try:
-            return self.generic("GET", path, secure=secure, headers=handshake, **extra)
+            connection = self.generic("GET", path, secure=secure, headers=handshake, **extra)
+            return cast(WebSocketTestConnection, connection)
         finally:
             self._connecting = None
 
@@ -276,7 +277,7 @@ class WebSocketClient(Client):
         """Serve a plain request as Django's client does; start a connection in ``connect``."""
         if self._connecting is None:
             return super().request(**request)
-        environ = self._base_environ(**request)
+        environ = self._base_environ(**request)  # type: ignore[attr-defined]
         return WebSocketTestConnection(self, environ, self._connecting)._start()
 
 

@@ -110,7 +110,7 @@ class WebSocketView(View):
         kinds = {iscoroutinefunction(handler) for handler in handlers}
         if len(kinds) > 1:
             raise ImproperlyConfigured(
-                f"{cls.__qualname__} hooks and HTTP handlers must either be all sync or all async."
+                f"{cls.__name__} hooks and HTTP handlers must either be all sync or all async."  # type: ignore[attr-defined]
             )
         return kinds.pop() if kinds else False
 
@@ -118,12 +118,12 @@ class WebSocketView(View):
     def as_view(cls, **initkwargs: Any) -> Callable[..., Any]:
         """Return the view function, as Django's ``View.as_view()`` does."""
         if initkwargs.get("encoding", cls.encoding) not in (None, "json"):
-            raise ImproperlyConfigured(f"{cls.__qualname__}.encoding must be 'json' or None.")
+            raise ImproperlyConfigured(f"{cls.__name__}.encoding must be 'json' or None.")
         view = super().as_view(**initkwargs)
         if cls.view_is_async:
             view = cls._async_entry(view)
-        view.websocket_handler = True  # the middleware leaves the handshake to us
-        view.accept_websocket = True
+        view.websocket_handler = True  # type: ignore[attr-defined]  # the middleware skips us
+        view.accept_websocket = True  # type: ignore[attr-defined]
         return view
 
     @classmethod

@@ -22,6 +22,7 @@ from django.core.servers import basehttp
 from ...accept import shutdown
 from ...transports.servers import HIJACKED_KEY, READ_BUFFER_KEY, SOCKET_KEY
 
+BaseCommand: Any
 if apps.is_installed("django.contrib.staticfiles"):
     from django.contrib.staticfiles.management.commands.runserver import (
         Command as BaseCommand,
@@ -35,6 +36,9 @@ __all__ = ["Command", "WebSocketRequestHandler", "WebSocketWSGIServer"]
 class WebSocketServerHandler(basehttp.ServerHandler):
     """Django's handler, except that it writes nothing once a WebSocket took over."""
 
+    environ: dict[str, Any]
+    request_handler: Any
+
     def finish_response(self) -> None:
         if self.environ.get(HIJACKED_KEY):
             self.request_handler.close_connection = True
@@ -45,6 +49,9 @@ class WebSocketServerHandler(basehttp.ServerHandler):
 
 class WebSocketRequestHandler(basehttp.WSGIRequestHandler):
     """Django's request handler, with the socket in the environ for WebSockets."""
+
+    connection: Any  # the client socket (socketserver's name for it)
+    server: Any
 
     def read_buffer(self) -> bytes:
         """Return bytes the buffered reader holds past the request head, without blocking."""
@@ -67,7 +74,7 @@ class WebSocketRequestHandler(basehttp.WSGIRequestHandler):
             return
         if not self.parse_request():
             return
-        environ = self.get_environ()
+        environ: dict[str, Any] = self.get_environ()
         environ[SOCKET_KEY] = self.connection
         environ[READ_BUFFER_KEY] = self.read_buffer
         handler = WebSocketServerHandler(self.rfile, self.wfile, self.get_stderr(), environ)
