@@ -204,7 +204,10 @@ class BaseWebSocket:
                 return Close(CloseCode.MESSAGE_TOO_BIG, "message too big")
             self._messages.append(event)
         elif isinstance(event, Close):
-            self._set_closed(event)
+            # When we started the closing handshake, the connection ends with our code:
+            # ASGI servers report the peer's echo inconsistently (1000, 1005, ...).
+            sent = self._close_sent
+            self._set_closed(sent if sent is not None and event.code != 1006 else event)
         elif isinstance(event, Pong):
             self._ping_sent_at = None
         return None  # WAKE: nothing to apply, the caller looks at its posts

@@ -89,7 +89,8 @@ class ASGITransport:
             )
             code = self._close_code(code)
         try:
-            await self._send({"type": "websocket.close", "code": code, "reason": reason})
+            # A plain int: daphne (autobahn) rejects an IntEnum such as CloseCode.
+            await self._send({"type": "websocket.close", "code": int(code), "reason": reason})
         except Exception:  # already gone: the disconnect event will tell
             self._close = self._close or Close(CloseCode.ABNORMAL_CLOSURE, "")
 
