@@ -1,0 +1,28 @@
+"""URLs of the multi-server test project."""
+
+from django.contrib.auth.views import LoginView
+from django.urls import path
+
+from tests.serverproject import seed, views
+
+urlpatterns = [
+    # Plain HTTP.
+    path("plain/", views.plain),
+    path("accounts/login/", LoginView.as_view()),
+    path("accounts/done/", views.login_done),
+    # WebSocketView, sync.
+    path("ws/echo/", views.Echo.as_view()),
+    path("ws/lifecycle/", views.Lifecycle.as_view()),
+    path("ws/json/", views.JsonEcho.as_view()),
+    path("ws/subprotocol/", views.Subprotocol.as_view()),
+    path("ws/protected/", views.Protected.as_view()),
+    path("ws/refusing/", views.Refusing.as_view()),
+    path("ws/boom/", views.Boom.as_view()),
+    path("ws/with-get/", views.WithGet.as_view()),
+    path("ws/blocker/", views.Blocker.as_view()),
+    # WebSocketView, async.
+    path("ws/async-echo/", views.AsyncEcho.as_view()),
+    # The seed examples (SPEC section 5).
+    path("ws/echo-once/", seed.echo_once),
+    path("ws/lower/", seed.lower_case),
+]
