@@ -50,6 +50,12 @@ def project_env(db_path):
     return env
 
 
+def _default_sigint():
+    # A background job (`make test &`, some CI runners) starts with SIGINT ignored,
+    # which the child would inherit: the tests stop runserver with SIGINT.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class RunServer:
     """One ``python -m django runserver --noreload`` subprocess."""
 
@@ -84,6 +90,7 @@ class RunServer:
             stdin=subprocess.DEVNULL,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
+            preexec_fn=_default_sigint,
         )
         try:
             self._wait_until_listening()
