@@ -51,6 +51,15 @@ def _extensions(compression: str | None) -> list[ServerExtensionFactory]:
     ]
 
 
+class _ServerProtocol(ServerProtocol):
+    def fail(self, code: int, reason: str = "") -> None:
+        # One reason for 1009 whichever layer noticed (the core says the same), not
+        # websockets' "frame exceeds limit of N bytes".
+        if code == CloseCode.MESSAGE_TOO_BIG:
+            reason = "message too big"
+        super().fail(code, reason)
+
+
 class FrameProtocol:
     """One server-side WebSocket connection's framing, without I/O.
 
@@ -61,7 +70,7 @@ class FrameProtocol:
     """
 
     def __init__(self, *, max_message_size: int | None, compression: str | None) -> None:
-        self._proto = ServerProtocol(
+        self._proto = _ServerProtocol(
             extensions=_extensions(compression),
             max_size=max_message_size,
             logger=logger,

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, cast
 
+from asgiref.sync import sync_to_async
 from django.core.servers.basehttp import ThreadedWSGIServer
 from django.core.signals import got_request_exception
 from django.db import connections
@@ -32,8 +33,9 @@ from django.test.testcases import LiveServerThread, QuietWSGIRequestHandler
 from django.utils.functional import classproperty
 
 from .accept import SessionResponse, db_hygiene, shutdown
+from .connection import check_close
 from .events import Close, CloseCode, Message
-from .exceptions import ConnectionClosed, WebSocketError
+from .exceptions import ConnectionClosed, HandshakeError, WebSocketError
 from .management.commands.runserver import WebSocketRequestHandler
 from .transports.base import AsyncTransport, Transport
 from .transports.memory import MemoryClient, memory_pair
@@ -74,8 +76,11 @@ class _MemoryUpgrade:
         self.transport, self.client = memory_pair()
         self.subprotocol: str | None = None
         self.accepted = threading.Event()
+        self.abandoned = False
 
     def accept(self, subprotocol: str | None) -> Transport:
+        if self.abandoned:  # connect() timed out: nobody would ever close this one
+            raise HandshakeError(504, "the test client stopped waiting for the handshake")
         self.subprotocol = subprotocol
         self.accepted.set()
         return self.transport
@@ -121,6 +126,8 @@ class WebSocketTestConnection:
             self._error = exc
         finally:
             got_request_exception.disconnect(dispatch_uid=uid)
+            for connection in self._shared:
+                connection.dec_thread_sharing()
             self._done.set()
             self._upgrade.accepted.set()  # wake connect() if the view never accepted
 
@@ -134,6 +141,7 @@ class WebSocketTestConnection:
             connection.inc_thread_sharing()
         self._thread.start()
         if not self._upgrade.accepted.wait(self.timeout):
+            self._upgrade.abandoned = True
             raise TimeoutError(f"the view neither accepted nor refused within {self.timeout} s")
         if not self._done.is_set():
             return self  # accepted: the view is running
@@ -152,11 +160,10 @@ class WebSocketTestConnection:
         self._thread.join(self.timeout)
         if self._thread.is_alive():
             raise TimeoutError(f"the view did not return within {self.timeout} s of the close")
-        for connection in self._shared:
-            connection.dec_thread_sharing()
-        self._shared = []
-        if self.response is not None and self.response.cookies:
-            self._client.cookies.update(self.response.cookies)
+        # Only a refusal's cookies reach a real client: after the 101 nothing is sent.
+        response = self.response
+        if response is not None and not isinstance(response, SessionResponse):
+            self._client.cookies.update(response.cookies)
 
     @property
     def subprotocol(self) -> str | None:
@@ -204,7 +211,12 @@ class WebSocketTestConnection:
         return json.loads(self.receive(timeout))
 
     def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
-        """Close the connection and wait (bounded) for the view to return."""
+        """Close the connection and wait (bounded) for the view to return.
+
+        Raises:
+            ValueError: a code or reason a real client may not send.
+        """
+        check_close(code, reason)
         if self.close_code is None:
             server_close = self._upgrade.transport.close_sent
             if server_close is not None:  # the view closed first
@@ -318,8 +330,10 @@ class _AsyncConnect:
         self._connection: AsyncWebSocketTestConnection | None = None
 
     async def __aenter__(self) -> AsyncWebSocketTestConnection:
-        connect = WebSocketClient.connect
-        sync = await asyncio.to_thread(connect, self._client, *self._args, **self._kwargs)
+        # On the test's own thread (Django's async test methods keep it for sync code),
+        # so the view shares the test's database connections, as with the sync client.
+        connect = sync_to_async(WebSocketClient.connect, thread_sensitive=True)
+        sync = await connect(self._client, *self._args, **self._kwargs)
         self._connection = AsyncWebSocketTestConnection(sync)
         return self._connection
 
