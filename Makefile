@@ -9,6 +9,7 @@
 #   make demo                                   the demo at http://127.0.0.1:8000
 #   make lint                                   ruff and import-linter
 #   make typecheck                              mypy (not part of CI yet)
+#   make docs                                   the HTML docs in docs/_build/html (-W)
 
 PYTHON ?= python3
 DJANGO ?=
@@ -28,7 +29,7 @@ PY_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info
 STAMP := $(VENV)/.installed-py$(PY_VERSION)-django$(or $(strip $(DJANGO)),latest)
 VPY := $(VENV)/bin/python
 
-.PHONY: help install test lint typecheck demo clean distclean
+.PHONY: help install test lint typecheck docs demo clean distclean
 
 help:
 	@sed -n '1,/^$$/s/^# \{0,1\}//p' Makefile
@@ -54,6 +55,9 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	"$(VENV)/bin/mypy"
+
+docs: $(STAMP)
+	"$(VPY)" -m sphinx -W -b html docs docs/_build/html
 
 demo: $(STAMP)
 	"$(VPY)" demo/manage.py migrate --noinput
