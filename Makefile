@@ -8,7 +8,7 @@
 #   make test PYTEST_ARGS="-x -k echo"          arguments for pytest
 #   make demo                                   the demo at http://127.0.0.1:8000
 #   make lint                                   ruff and import-linter
-#   make typecheck                              mypy (not part of CI yet)
+#   make typecheck                              mypy
 #   make docs                                   the HTML docs in docs/_build/html (-W)
 
 PYTHON ?= python3

@@ -23,7 +23,6 @@ from django.core.handlers.asgi import ASGIHandler
 from django.http import HttpResponseBase
 from django.urls import set_script_prefix
 
-from .accept import SessionResponse, shutdown
 from .transports.asgi import ASGIConnection, Receive, Scope, Send
 from .transports.servers import UPGRADE_KEY
 
@@ -81,8 +80,14 @@ class WebSocketASGIHandler(ASGIHandler):
         request, response = self.create_request(_http_scope(scope), io.BytesIO())
         if request is not None:
             request.META[UPGRADE_KEY] = connection
-            response = await self.get_response_async(request)
+            try:
+                response = await self.get_response_async(request)
+            except asyncio.CancelledError:
+                await connection.cancelled()
+                raise
         assert response is not None
+        from .accept import SessionResponse  # not at import: it reads settings
+
         if not connection.responded and not isinstance(response, SessionResponse):
             body = b"" if response.streaming else getattr(response, "content", b"")
             await connection.refuse(response.status_code, _response_headers(response), body)
@@ -95,6 +100,8 @@ class WebSocketASGIHandler(ASGIHandler):
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                from .accept import shutdown
+
                 await asyncio.to_thread(shutdown)
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -30,7 +30,7 @@ class WebSocketError(Exception):
 
 
 class ConnectionClosed(WebSocketError):
-    """Raise when sending on, or reading from, a connection that is closed.
+    """Raised when sending on, or reading from, a connection that is closed.
 
     Attributes:
         code: the close code of the closing handshake (1006 when there was none).

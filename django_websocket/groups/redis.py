@@ -111,12 +111,13 @@ class RedisBroker(Broker):
 
     def _start_listener(self) -> None:
         with self._start_lock:
-            if self._listener is None:
-                self._listener = threading.Thread(
-                    target=self._listen, name="django-websocket-redis", daemon=True
-                )
-                self._listener.start()
-        # A join followed at once by a broadcast must not miss it: wait until subscribed.
+            if self._listener is not None:
+                return  # running (or retrying while Redis is down): never wait again
+            self._listener = threading.Thread(
+                target=self._listen, name="django-websocket-redis", daemon=True
+            )
+            self._listener.start()
+        # A first join followed at once by a broadcast must not miss it.
         self._subscribed.wait(self.subscribe_timeout)
 
     def _listen(self) -> None:

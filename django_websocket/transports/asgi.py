@@ -10,7 +10,10 @@ of their own, with a task on the loop receiving for them.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
@@ -29,6 +32,10 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 # Unread messages a sync view's receiver task holds before it stops reading.
 MAX_QUEUE = 64
+# Seconds a sync view's thread waits for the event loop to run a send for it.
+LOOP_TIMEOUT = 10.0
+# Seconds between a waiting sync view's checks that the server's loop still runs.
+SLICE = 1.0
 
 
 class ASGITransport:
@@ -124,34 +131,79 @@ class ASGIThreadTransport:
         self._pump = asyncio.run_coroutine_threadsafe(self._receive_events(), loop)
 
     async def _receive_events(self) -> None:
-        while True:
-            if len(self._channel) >= MAX_QUEUE:
-                self._room.clear()
-                await self._room.wait()
-                continue
-            event = await self._transport.receive(None)
-            self._channel.put(event)  # type: ignore[arg-type]
-            if isinstance(event, Close):
-                return
+        try:
+            while True:
+                if len(self._channel) >= MAX_QUEUE:
+                    self._room.clear()
+                    await self._room.wait()
+                    continue
+                event = await self._transport.receive(None)
+                self._channel.put(event)  # type: ignore[arg-type]
+                if isinstance(event, Close):
+                    return
+        except BaseException:
+            # Cancelled (the server is shutting down) or broken: the view's thread
+            # must not wait forever for an event that will never come.
+            self._channel.put(Close(CloseCode.ABNORMAL_CLOSURE, ""))
+            raise
 
     def _run(self, coroutine: Awaitable[Any]) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()  # type: ignore[arg-type]
+        """Run ``coroutine`` on the loop and wait for it, but not forever.
+
+        A server that is shutting down may stop its loop with this connection still
+        open; the view's thread must then end instead of waiting for ever.
+
+        Raises:
+            ConnectionClosed: the loop did not run it within :data:`LOOP_TIMEOUT`.
+        """
+        if not self._loop.is_running():
+            coroutine.close()  # type: ignore[attr-defined]
+            self._closed = self._closed or Close(CloseCode.ABNORMAL_CLOSURE, "server stopped")
+            raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, "server stopped")
+        future: concurrent.futures.Future[Any] = asyncio.run_coroutine_threadsafe(
+            coroutine,  # type: ignore[arg-type]
+            self._loop,
+        )
+        try:
+            return future.result(LOOP_TIMEOUT)
+        except concurrent.futures.TimeoutError as exc:
+            future.cancel()
+            self._closed = self._closed or Close(CloseCode.ABNORMAL_CLOSURE, "")
+            raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, "server loop stopped") from exc
 
     def receive(self, timeout: float | None) -> Event | None:
         if self._closed is not None:
             return self._closed
-        event = self._channel.get(timeout)
+        # Wait in slices: a server may stop its event loop at shutdown without telling
+        # the connection (daphne), and then nothing would ever arrive.
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            event = self._channel.get(SLICE if remaining is None else min(SLICE, remaining))
+            if event is not None:
+                break
+            if not self._loop.is_running():
+                event = Close(CloseCode.ABNORMAL_CLOSURE, "server stopped")
+                break
+            if remaining is not None and remaining <= SLICE:
+                return None
         if not self._room.is_set() and len(self._channel) < MAX_QUEUE // 2:
             self._loop.call_soon_threadsafe(self._room.set)
         if isinstance(event, Close):
             self._closed = event
         return event
 
+    def gone(self, close: Close) -> None:
+        """End the connection from the loop's side: the next receive returns ``close``."""
+        self._pump.cancel()
+        self._channel.put(close)
+
     def send(self, message: Message) -> None:
         self._run(self._transport.send(message))
 
     def send_close(self, code: int, reason: str) -> None:
-        self._run(self._transport.send_close(code, reason))
+        with contextlib.suppress(ConnectionClosed):
+            self._run(self._transport.send_close(code, reason))
 
     def ping(self, data: bytes) -> bool:
         return False
@@ -161,8 +213,11 @@ class ASGIThreadTransport:
         self.finish(None)
 
     def finish(self, timeout: float | None) -> None:
+        if not self._loop.is_running():
+            return
         self._loop.call_soon_threadsafe(self._pump.cancel)
-        self._run(self._transport.finish(timeout))
+        with contextlib.suppress(ConnectionClosed):
+            self._run(self._transport.finish(timeout))
 
     def enable_wake(self) -> None:
         pass
@@ -187,6 +242,7 @@ class ASGIConnection:
         self.loop = asyncio.get_running_loop()
         self.accepted = False
         self.responded = False
+        self.thread_transport: ASGIThreadTransport | None = None
 
     @property
     def can_send_status(self) -> bool:
@@ -205,7 +261,20 @@ class ASGIConnection:
     def accept(self, subprotocol: str | None) -> ASGIThreadTransport:
         """Accept from a sync view's thread; return a blocking transport."""
         future = asyncio.run_coroutine_threadsafe(self.aaccept(subprotocol), self.loop)
-        return ASGIThreadTransport(future.result(), self.loop)
+        self.thread_transport = ASGIThreadTransport(future.result(), self.loop)
+        return self.thread_transport
+
+    async def cancelled(self) -> None:
+        """The server cancelled the connection (it is shutting down): end the session.
+
+        The client gets 1001 if the server still sends; a sync view's thread, blocked
+        waiting for an event the server will never deliver, is woken with that close.
+        """
+        if self.accepted:
+            with contextlib.suppress(Exception):
+                await self.send({"type": "websocket.close", "code": int(CloseCode.GOING_AWAY)})
+        if self.thread_transport is not None:
+            self.thread_transport.gone(Close(CloseCode.GOING_AWAY, "server shutting down"))
 
     async def refuse(
         self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes
