@@ -1,12 +1,22 @@
-"""Settings for the django_websocket demo. For local development only."""
+"""Settings for the django_websocket demo. For local development only.
 
+Two environment variables change what the demo runs on:
+
+* ``WEBSOCKET_BROKER_URL``: ``memory://`` (the default: one server process) or
+  ``redis://127.0.0.1:6379/0`` to run several server processes that share the chat
+  (see ``demo/README.rst``).
+* ``DEMO_DB``: the SQLite file (default ``demo/db.sqlite3``); the browser test
+  points it at a temporary file.
+"""
+
+import os
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = "demo-only-insecure-secret-key"  # never used outside the demo
 DEBUG = True
-ALLOWED_HOSTS = ["localhost", "127.0.0.1"]
+ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
 
 INSTALLED_APPS = [
     # First: its runserver command must win over django.contrib.staticfiles' one.
@@ -15,6 +25,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.staticfiles",
+    "chat",
 ]
 
 MIDDLEWARE = [
@@ -46,7 +57,7 @@ TEMPLATES = [
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": BASE_DIR / "db.sqlite3",
+        "NAME": os.environ.get("DEMO_DB") or BASE_DIR / "db.sqlite3",
     }
 }
 
@@ -56,6 +67,14 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "demo" / "static"]
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "index"
+LOGOUT_REDIRECT_URL = "index"
+
+# memory:// serves one process; redis://host:port/db lets several processes share groups.
+WEBSOCKET_BROKER_URL = os.environ.get("WEBSOCKET_BROKER_URL", "memory://")
 
 LOGGING = {
     "version": 1,
