@@ -19,10 +19,13 @@ class DjangoWebSocketConfig(AppConfig):
             conf,  # noqa: F401  (registers the WEBSOCKET_* defaults)
             greenlets,
         )
+        from .accept import shutdown
+        from .transports.servers import install_shutdown_hooks
 
         checks.register(check_app_order)
         if greenlets.monkey_patched():
             greenlets.install()
+        install_shutdown_hooks(shutdown)  # in a gunicorn worker: close WebSockets with 1001
 
 
 def check_app_order(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:

@@ -10,7 +10,9 @@ Our own ``runserver`` uses the documented keys :data:`SOCKET_KEY`,
 
 from __future__ import annotations
 
+import signal
 import socket
+import threading
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +26,7 @@ __all__ = [
     "UPGRADE_KEY",
     "asgi_close_code",
     "find_server",
+    "install_shutdown_hooks",
 ]
 
 Environ = MutableMapping[str, Any]
@@ -102,6 +105,41 @@ def asgi_close_code(send: Any) -> Callable[[int], int] | None:
     """Return how this ASGI server's ``send`` maps close codes, if it must."""
     func = getattr(send, "func", send)  # daphne's send is a functools.partial
     return ASGI_CLOSE_CODES.get(getattr(func, "__module__", ""))
+
+
+def _is_gunicorn_worker_handler(handler: Any) -> bool:
+    owner = getattr(handler, "__self__", None)
+    return owner is not None and type(owner).__module__.startswith("gunicorn.workers")
+
+
+def install_shutdown_hooks(shutdown: Callable[[], None]) -> bool:
+    """Run ``shutdown`` (close WebSockets with 1001) when a gunicorn worker is told to stop.
+
+    gunicorn installs its worker's signal handlers before it loads the application,
+    so when Django's apps are ready in a worker we chain ours in front of them:
+    ``shutdown`` starts on a thread of its own while gunicorn's handler runs as before.
+
+    Returns:
+        Whether hooks were installed (only in a gunicorn worker's main thread).
+    """
+    installed = False
+    for signum in (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT):
+        previous = signal.getsignal(signum)
+        if not _is_gunicorn_worker_handler(previous):
+            continue
+
+        def handler(sig: int, frame: Any, previous: Any = previous) -> None:
+            threading.Thread(target=shutdown, name="django-websocket-shutdown").start()
+            previous(sig, frame)
+
+        try:
+            signal.signal(signum, handler)
+        except ValueError:  # not the main thread (eventlet's looks like another one)
+            return installed
+        if signum == signal.SIGTERM:
+            signal.siginterrupt(signum, False)  # as gunicorn wants: requests go on
+        installed = True
+    return installed
 
 
 def find_server(environ: Environ) -> tuple[Server, socket.socket] | None:
