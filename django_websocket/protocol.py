@@ -52,6 +52,14 @@ def _extensions(compression: str | None) -> list[ServerExtensionFactory]:
 
 
 class _ServerProtocol(ServerProtocol):
+    def recv_frame(self, frame: Frame) -> None:
+        if frame.opcode is Opcode.CLOSE:
+            # RFC 6455 5.4: control frames may arrive between the fragments of a
+            # message. A close there ends the connection cleanly (the partial message
+            # is dropped); websockets would answer 1002 (Autobahn case 7.1.5).
+            self.current_size = None
+        super().recv_frame(frame)
+
     def fail(self, code: int, reason: str = "") -> None:
         # One reason for 1009 whichever layer noticed (the core says the same), not
         # websockets' "frame exceeds limit of N bytes".
