@@ -2,7 +2,7 @@
 
 Every process subscribes once, to a pattern covering all groups, on a listener
 thread (a greenlet under gevent/eventlet), and hands each message to its own
-members. Publishing uses redis-py's client (its asyncio client in async code).
+members. Publishing uses redis-py's client (from async code, on a small thread pool).
 If Redis goes away, open connections stay open; the listener logs one warning,
 retries with backoff and logs again when it is back; ``broadcast`` raises
 :class:`~.base.BrokerError` meanwhile.
@@ -11,10 +11,10 @@ retries with backoff and logs again when it is back; ``broadcast`` raises
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import threading
-import weakref
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -63,11 +63,10 @@ class RedisBroker(Broker):
             "health_check_interval": 10,
         }
         self._client = redis.Redis.from_url(url, **options)
-        self._options = options
         kwargs = self._client.connection_pool.connection_kwargs
         self._where = f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
-        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
-            weakref.WeakKeyDictionary()
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=4, thread_name_prefix="django-websocket-publish"
         )
         self._subscribed = threading.Event()
         self._stop = threading.Event()
@@ -89,19 +88,10 @@ class RedisBroker(Broker):
             ) from exc
 
     async def apublish(self, group: str, message: Message) -> None:
-        channel = PREFIX + check_group(group)
+        # On a small pool of this broker's own: an asyncio Redis client would belong
+        # to one event loop, and under WSGI every async view runs on a loop of its own.
         loop = asyncio.get_running_loop()
-        client = self._aclients.get(loop)
-        if client is None:  # redis.asyncio connections belong to one event loop
-            client = self._aclients[loop] = self._redis.asyncio.Redis.from_url(
-                self.url, **self._options
-            )
-        try:
-            await client.publish(channel, _encode(message))
-        except self._redis.RedisError as exc:
-            raise BrokerError(
-                f"cannot broadcast: Redis at {self._where} is unavailable ({exc})"
-            ) from exc
+        await loop.run_in_executor(self._executor, self.publish, group, message)
 
     # -- receiving -------------------------------------------------------------
 
@@ -158,6 +148,7 @@ class RedisBroker(Broker):
                     pubsub.close()
 
     def close(self) -> None:
+        self._executor.shutdown(wait=False)
         self._stop.set()
         if self._listener is not None:
             self._listener.join(5)
