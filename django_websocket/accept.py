@@ -185,6 +185,7 @@ def _accept_wsgi(request: HttpRequest, subprotocol: str | None, options: Options
         max_message_size=options.max_message_size,
         compression=options.compression,
         read_buffer=server.read_buffer(request.META),
+        send_timeout=options.close_timeout,
     )
     server.hijacked(request.META)
     return transport

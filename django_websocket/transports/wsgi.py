@@ -82,6 +82,11 @@ class SocketTransport:
             self._proto.send_message(message)
             try:
                 self._flush()
+            except TimeoutError as exc:
+                # The client stopped reading (its buffers are full): drop it rather
+                # than block this thread for ever; part of a frame may be written.
+                self.abort()
+                raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, "send timed out") from exc
             except OSError as exc:
                 self._eof = True
                 raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, "connection lost") from exc
@@ -144,6 +149,8 @@ class SocketTransport:
                         return WAKE
             try:
                 data = self._sock.recv(READ_SIZE)
+            except TimeoutError:
+                continue  # the send timeout also bounds a blocking recv: just wait on
             except OSError:
                 data = b""
             self.feed(data)
@@ -203,6 +210,7 @@ def accept_socket(
     max_message_size: int | None,
     compression: str | None,
     read_buffer: bytes = b"",
+    send_timeout: float | None = None,
 ) -> SocketTransport:
     """Complete the opening handshake on ``sock`` and return its transport.
 
@@ -210,7 +218,9 @@ def accept_socket(
         HandshakeError: if ``websockets`` refuses the request.
         OSError: if writing the ``101`` response fails.
     """
-    sock.settimeout(None)
+    # Writes that make no progress for this long fail (a client that stopped reading);
+    # reads wait on poll() first, so the timeout never ends a quiet connection.
+    sock.settimeout(send_timeout)
     protocol = FrameProtocol(max_message_size=max_message_size, compression=compression)
     protocol.accept(path, headers, subprotocol)
     transport = SocketTransport(sock, protocol)
