@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
@@ -107,6 +108,23 @@ def asgi_close_code(send: Any) -> Callable[[int], int] | None:
     return ASGI_CLOSE_CODES.get(getattr(func, "__module__", ""))
 
 
+def _spawn(func: Callable[[], None]) -> None:
+    """Start ``func`` in the background from a signal handler.
+
+    Under gevent (eventlet) a thread is a greenlet, and starting one inside a signal
+    handler raises ``BlockingSwitchOutError``: schedule a greenlet instead.
+    """
+    gevent_monkey = sys.modules.get("gevent.monkey")
+    if gevent_monkey is not None and gevent_monkey.is_module_patched("threading"):
+        sys.modules["gevent"].spawn(func)
+        return
+    eventlet_patcher = sys.modules.get("eventlet.patcher")
+    if eventlet_patcher is not None and eventlet_patcher.is_monkey_patched("thread"):
+        sys.modules["eventlet"].spawn(func)
+        return
+    threading.Thread(target=func, name="django-websocket-shutdown").start()
+
+
 def _is_gunicorn_worker_handler(handler: Any) -> bool:
     owner = getattr(handler, "__self__", None)
     return owner is not None and type(owner).__module__.startswith("gunicorn.workers")
@@ -129,7 +147,7 @@ def install_shutdown_hooks(shutdown: Callable[[], None]) -> bool:
             continue
 
         def handler(sig: int, frame: Any, previous: Any = previous) -> None:
-            threading.Thread(target=shutdown, name="django-websocket-shutdown").start()
+            _spawn(shutdown)
             previous(sig, frame)
 
         try:
