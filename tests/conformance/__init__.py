@@ -1,0 +1,1 @@
+"""Autobahn TestSuite conformance harness (``autobahn.py``) and its Django project."""

@@ -1,0 +1,1 @@
+"""The smallest Django project that serves an echo WebSocket, for Autobahn TestSuite."""
