@@ -50,9 +50,3 @@ class State(enum.Enum):
     OPEN = "open"
     CLOSING = "closing"
     CLOSED = "closed"
-
-
-#: Codes a peer may not send in a close frame and we never send (RFC 6455 7.4.1).
-RESERVED_CODES = frozenset(
-    {CloseCode.NO_STATUS_RCVD, CloseCode.ABNORMAL_CLOSURE, CloseCode.TLS_HANDSHAKE}
-)
