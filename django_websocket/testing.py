@@ -343,7 +343,23 @@ class _AsyncConnect:
 
 
 class AsyncWebSocketClient(WebSocketClient):
-    """:class:`WebSocketClient` for ``async def`` tests: ``async with client.connect(...)``."""
+    """:class:`WebSocketClient` for ``async def`` tests: ``async with client.connect(...)``.
+
+    ``aforce_login()``, ``alogin()`` and ``alogout()`` exist on every supported Django
+    (Django's own client has them from 5.0 on).
+    """
+
+    async def aforce_login(self, user: Any, backend: str | None = None) -> None:
+        """:meth:`force_login` from async code."""
+        await sync_to_async(self.force_login)(user, backend)
+
+    async def alogin(self, **credentials: Any) -> bool:
+        """:meth:`login` from async code."""
+        return await sync_to_async(self.login)(**credentials)
+
+    async def alogout(self) -> None:
+        """:meth:`logout` from async code."""
+        await sync_to_async(self.logout)()
 
     def connect(self, *args: Any, **kwargs: Any) -> _AsyncConnect:  # type: ignore[override]
         """Open a WebSocket; use as ``async with client.connect(path) as ws``."""
