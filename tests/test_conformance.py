@@ -25,9 +25,9 @@ CASES = ["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*"]
 #: server -> the endpoints it is tested on (one Autobahn agent each).
 TARGETS = {
     "runserver": ["/echo/"],
-    # uvicorn's wsproto implementation: its "websockets" ones frame with websockets,
-    # which answers a close between fragments with 1002 (7.1.5) and, in the legacy
-    # one, refuses 4 MiB sent in 64-byte fragments with 1009 (9.3.x, 9.4.x).
+    # uvicorn's wsproto implementation: its default (websockets-sansio) answers a close
+    # between fragments with 1002 (7.1.5); the legacy "websockets" one refuses more
+    # than 4,096 fragments with 1009 (9.3.x, 9.4.x).
     "uvicorn-wsproto": ["/echo/", "/aecho/"],
 }
 

@@ -56,9 +56,10 @@ class ASGITransport:
                 return str(text)
             return bytes(message.get("bytes") or b"")
         if kind == "websocket.disconnect":
-            self._close = Close(
-                int(message.get("code", CloseCode.NO_STATUS_RCVD)), message.get("reason") or ""
-            )
+            code = message.get("code", CloseCode.NO_STATUS_RCVD)
+            # daphne sends "code": None when the connection was lost.
+            code = CloseCode.ABNORMAL_CLOSURE if code is None else int(code)
+            self._close = Close(code, message.get("reason") or "")
             return self._close
         return None  # nothing a connection needs (unknown or extension events)
 
