@@ -3,7 +3,8 @@
 from django.contrib.auth.views import LoginView
 from django.urls import path
 
-from tests.serverproject import seed, views
+from tests.project import views as seed  # the seed examples, word for word
+from tests.serverproject import views
 
 urlpatterns = [
     # Plain HTTP.
