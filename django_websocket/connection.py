@@ -229,6 +229,8 @@ class WebSocket(BaseWebSocket):
     def __init__(self, transport: Transport, **options: Any) -> None:
         super().__init__(**options)
         self._transport = transport
+        if getattr(transport, "server_keepalive", False):
+            self._ping_interval = None  # the server pings; no timer of ours to re-arm
         self._receive_lock = threading.RLock()
         self._posts: deque[Any] = deque()
         self._posts_enabled = False

@@ -49,6 +49,10 @@ class AsyncWebSocket(BaseWebSocket):
     ) -> None:
         super().__init__(**options)
         self._transport = transport
+        if getattr(transport, "server_keepalive", False):
+            # The server pings (ASGI): with no timer of ours, wait() awaits the
+            # server's receive() directly, the fast path.
+            self._ping_interval = None
         self._loop = asyncio.get_running_loop()
         self._max_queue = max_queue
         self._pump_task: asyncio.Task[None] | None = None
@@ -160,6 +164,9 @@ class AsyncWebSocket(BaseWebSocket):
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the closing handshake; does nothing if already closing or closed."""
         if self._begin_close(code, reason):
+            # A receive already waiting (in wait() or the pump) was armed before this
+            # close deadline existed: wake it so it times out on it.
+            self._transport.wake()
             await self._transport.send_close(code, reason)
 
     def close_from_any_thread(self, code: int, reason: str) -> None:

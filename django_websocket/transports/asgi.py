@@ -38,8 +38,19 @@ LOOP_TIMEOUT = 10.0
 SLICE = 1.0
 
 
+def _still_cancelling(task: asyncio.Task[Any] | None) -> bool:
+    """Take back our own cancel(); return whether someone else cancelled ``task`` too."""
+    if task is None or not hasattr(task, "uncancel"):  # Python 3.10: cannot tell
+        return False
+    remaining: int = task.uncancel()
+    return remaining > 0
+
+
 class ASGITransport:
     """Carry one accepted connection over ASGI ``receive``/``send`` (an AsyncTransport)."""
+
+    #: ASGI servers send keepalive pings themselves (and an app cannot).
+    server_keepalive = True
 
     def __init__(self, receive: Receive, send: Send) -> None:
         self._receive = receive
@@ -47,6 +58,11 @@ class ASGITransport:
         self._pending: asyncio.Future[dict[str, Any]] | None = None
         self._close: Close | None = None
         self._close_code = asgi_close_code(send)
+        # The task awaiting the server's receive() directly (no timeout), and
+        # whether wake() cancelled it (then the CancelledError is ours, not a stop).
+        self._waiter: asyncio.Task[Any] | None = None
+        self._woken = False
+        self._wakeup: asyncio.Future[Any] | None = None  # wake() of a timed receive
 
     def _event(self, message: dict[str, Any]) -> Event | None:
         kind = message.get("type")
@@ -66,13 +82,26 @@ class ASGITransport:
     async def receive(self, timeout: float | None) -> Event | None:
         while self._close is None:
             if timeout is None and self._pending is None:
-                message = await self._receive()
+                # The fast path: no task, no timer per message.
+                self._waiter = asyncio.current_task()
+                try:
+                    message = await self._receive()
+                except asyncio.CancelledError:
+                    if not self._woken or _still_cancelling(self._waiter):
+                        raise
+                    return None  # woken: the caller looks at its deadlines again
+                finally:
+                    self._waiter, self._woken = None, False
             else:
                 # Keep one receive() outstanding across timeouts: cancelling it could lose an event.
                 if self._pending is None:
                     self._pending = asyncio.ensure_future(self._receive())
-                done, _ = await asyncio.wait({self._pending}, timeout=timeout)
-                if not done:
+                self._wakeup = asyncio.get_running_loop().create_future()
+                try:
+                    done, _ = await asyncio.wait({self._pending, self._wakeup}, timeout=timeout)
+                finally:
+                    self._wakeup = None
+                if self._pending not in done:
                     return None
                 message = self._pending.result()
                 self._pending = None
@@ -105,6 +134,16 @@ class ASGITransport:
     async def ping(self, data: bytes) -> bool:
         return False  # ASGI servers do keepalive themselves
 
+    def wake(self) -> None:
+        # The servers' receive() waits on an asyncio.Queue (uvicorn, daphne,
+        # hypercorn) or on websockets' recv(), which cancelling does not lose
+        # messages from; a close is under way anyway when this is called.
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+        if self._waiter is not None and not self._woken:
+            self._woken = True
+            self._waiter.cancel()
+
     async def abort(self) -> None:
         self._close = self._close or Close(CloseCode.ABNORMAL_CLOSURE, "")
         await self.finish(None)
@@ -121,6 +160,8 @@ class ASGIThreadTransport:
     A task on the event loop receives into a thread-safe channel (pausing at
     :data:`MAX_QUEUE` unread messages); sends are scheduled on the loop and awaited.
     """
+
+    server_keepalive = True
 
     def __init__(self, transport: ASGITransport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport

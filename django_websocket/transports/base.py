@@ -91,6 +91,13 @@ class AsyncTransport(Protocol):
     async def finish(self, timeout: float | None) -> None:
         """Release the connection after the session."""
 
+    def wake(self) -> None:
+        """Make a pending :meth:`receive` return soon (``None`` or an event).
+
+        Called on the event loop when the connection's deadlines changed under a
+        receive that is already waiting (a close started by another task).
+        """
+
 
 class Channel:
     """A thread-safe FIFO of events whose ``get`` blocks with a timeout."""

@@ -20,9 +20,13 @@ class ThreadedTransport:
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
+        transport.enable_wake()  # so that wake() can interrupt a receive in its thread
 
     async def receive(self, timeout: float | None) -> Event | None:
         return await asyncio.to_thread(self.transport.receive, timeout)
+
+    def wake(self) -> None:
+        self.transport.wake()
 
     async def send(self, message: Message) -> None:
         await asyncio.to_thread(self.transport.send, message)

@@ -29,6 +29,7 @@ def test_unit_tests_pass_without_django_settings_module():
             "tests/unit/test_connection.py",
             "tests/unit/test_protocol.py",
             "tests/unit/test_transport_wsgi.py",
+            "tests/unit/test_transport_asgi.py",
             "tests/unit/test_handshake.py",
         ],
         cwd=ROOT,
