@@ -98,7 +98,11 @@ class ASGITransport:
                     self._pending = asyncio.ensure_future(self._receive())
                 self._wakeup = asyncio.get_running_loop().create_future()
                 try:
-                    done, _ = await asyncio.wait({self._pending, self._wakeup}, timeout=timeout)
+                    done, _ = await asyncio.wait(
+                        {self._pending, self._wakeup},
+                        timeout=timeout,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
                 finally:
                     self._wakeup = None
                 if self._pending not in done:

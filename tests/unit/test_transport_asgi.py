@@ -65,9 +65,9 @@ async def test_a_close_from_another_task_ends_a_pending_wait_after_the_close_tim
     assert ws.close_code == CloseCode.ABNORMAL_CLOSURE  # the peer never answered
 
 
-async def test_a_close_answered_in_time_reports_our_code():
+async def test_a_close_answered_in_time_ends_the_wait_at_once_with_our_code():
     peer = Peer()
-    ws = connect(peer)
+    ws = connect(peer, close_timeout=60)  # the wait must end on the answer, not on this
     waiting = asyncio.ensure_future(ws.wait())
     await asyncio.sleep(0)
     await ws.close(CloseCode.GOING_AWAY)
