@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
+import signal
+import threading
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import django
@@ -27,6 +31,8 @@ from .transports.asgi import ASGIConnection, Receive, Scope, Send
 from .transports.servers import UPGRADE_KEY
 
 __all__ = ["WebSocketASGIHandler", "get_asgi_application"]
+
+logger = logging.getLogger("django_websocket")
 
 # Django >= 5.0 has a function; 4.2 a method of the handler.
 get_script_prefix: Callable[[Scope], str] | None = getattr(django_asgi, "get_script_prefix", None)
@@ -98,6 +104,7 @@ class WebSocketASGIHandler(ASGIHandler):
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                _close_first_when_uvicorn_stops()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 from .accept import shutdown
@@ -105,6 +112,60 @@ class WebSocketASGIHandler(ASGIHandler):
                 await asyncio.to_thread(shutdown)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _close_first_when_uvicorn_stops() -> None:
+    """Close WebSockets with 1001 (Going Away) when uvicorn is told to stop.
+
+    On SIGTERM/SIGINT uvicorn closes every WebSocket with its own 1012 (Service
+    Restart) before the app hears of the shutdown (lifespan comes last). So, in
+    uvicorn's main thread, its signal handlers are wrapped: the first signal
+    closes this process's WebSockets with 1001 on a thread, waits (bounded by
+    ``WEBSOCKET_CLOSE_TIMEOUT``) for their sessions to end, then hands the signal
+    to uvicorn; a second signal goes to uvicorn at once (its force exit).
+    Other servers are left alone (see docs/close-codes.rst for what they do).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        owner = getattr(handler, "__self__", None)
+        if not callable(handler) or not type(owner).__module__.startswith("uvicorn."):
+            continue
+        signal.signal(signum, _ClosingFirst(handler))
+
+
+class _ClosingFirst:
+    """A signal handler: close WebSockets with 1001, then call ``handler``."""
+
+    def __init__(self, handler: Callable[[int, FrameType | None], Any]) -> None:
+        self.handler = handler
+        self.closing = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.closing or not _has_websockets():
+            self.handler(signum, frame)
+            return
+        self.closing = True
+
+        def close_then_stop() -> None:
+            from .accept import shutdown
+
+            try:
+                shutdown()
+            except Exception:  # stopping must go on whatever happened
+                logger.exception("Error closing WebSockets at shutdown")
+            self.handler(signum, frame)  # uvicorn's: sets flags its main loop polls
+
+        threading.Thread(
+            target=close_then_stop, name="django-websocket-shutdown", daemon=True
+        ).start()
+
+
+def _has_websockets() -> bool:
+    from .connection import registry
+
+    return len(registry) > 0
 
 
 def get_asgi_application() -> WebSocketASGIHandler:
