@@ -101,13 +101,21 @@ def _server_validated(request: HttpRequest) -> bool:
 
 
 def validate(request: HttpRequest) -> None:
-    """Check the upgrade request (RFC 6455 4.2.1); ASGI servers did it already.
+    """Check the upgrade request (RFC 6455 4.2.1).
+
+    An ASGI server routed it as a WebSocket already (method, Upgrade, Connection);
+    the version and key are checked again, as not every server does. WebSockets
+    over HTTP/2 (RFC 8441) have neither header.
 
     Raises:
         HandshakeError: 400 with the reason.
     """
     if not _server_validated(request):
         handshake.validate_request(request.method or "", request.headers)
+        return
+    scope = getattr(request.META[servers.UPGRADE_KEY], "scope", None) or {}
+    if scope.get("http_version", "1.1") in ("1.0", "1.1"):
+        handshake.validate_version_and_key(request.headers)
 
 
 def shutdown() -> None:

@@ -56,6 +56,18 @@ def validate_request(method: str, headers: Mapping[str, str]) -> None:
         raise HandshakeError(400, f"websocket upgrade requires GET, not {method[:16]}")
     if "upgrade" not in _tokens(headers.get("Connection")):
         raise HandshakeError(400, "missing 'connection: upgrade' header")
+    validate_version_and_key(headers)
+
+
+def validate_version_and_key(headers: Mapping[str, str]) -> None:
+    """Check ``Sec-WebSocket-Version`` and ``Sec-WebSocket-Key`` (RFC 6455 4.2.1).
+
+    Also run under ASGI, where the server routed the request already: some servers
+    let through what the RFC forbids (hypercorn any key, daphne version 8).
+
+    Raises:
+        HandshakeError: 400, as :func:`validate_request`.
+    """
     version = headers.get("Sec-WebSocket-Version")
     if version is None:
         raise HandshakeError(

@@ -401,6 +401,24 @@ def test_origin_not_allowed_gets_403(ws_server):
         assert ws.recv(timeout=TIMEOUT) == "same origin"
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-WebSocket-Key": "abc"},
+        {"Sec-WebSocket-Key": "not base64 at all, and long enough!"},
+        {"Sec-WebSocket-Version": "8"},
+    ],
+    ids=["short-key", "garbage-key", "version-8"],
+)
+def test_a_bad_key_or_version_is_refused_on_every_server(ws_server, headers):
+    # Checked by the library under ASGI too: hypercorn takes any key, daphne version 8.
+    offset = len(ws_server.log())
+    response = refused(ws_server, "/ws/echo/", headers=headers)
+    if response.status == 400:
+        return  # the server's own 400 (uvicorn, daphne for keys), or ours
+    check_refusal(ws_server, response, 400, "/ws/echo/", offset)
+
+
 def test_middleware_refuses_a_websocket_to_a_plain_view(ws_server):
     offset = len(ws_server.log())
     response = refused(ws_server, "/plain/")
