@@ -14,6 +14,7 @@ It never touches a socket: callers feed bytes in and write :meth:`data_to_send` 
 
 from __future__ import annotations
 
+import codecs
 import logging
 from collections.abc import Sequence
 from typing import cast
@@ -85,6 +86,9 @@ class FrameProtocol:
         )
         self._fragments: list[bytes] = []
         self._fragment_text = False
+        # A fragmented text message's decoder, and the text decoded so far.
+        self._decoder: codecs.IncrementalDecoder | None = None
+        self._decoded: list[str] = []
         self.close_event: Close | None = None
 
     # -- opening handshake -------------------------------------------------
@@ -138,6 +142,7 @@ class FrameProtocol:
             if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
                 self._fragments = [data]
                 self._fragment_text = opcode is Opcode.TEXT
+                self._decoder = None
             elif opcode is Opcode.CONT:
                 self._fragments.append(data)
             elif opcode is Opcode.PONG:
@@ -150,20 +155,45 @@ class FrameProtocol:
                 if message is None:
                     break
                 events.append(message)
+            elif self._fragment_text and not self._decode_fragment():
+                break
         self._check_closed(events)
         return events
 
-    def _assemble(self) -> Message | None:
-        data = self._fragments[0] if len(self._fragments) == 1 else b"".join(self._fragments)
-        self._fragments = []
-        if not self._fragment_text:
-            return bytes(data)
+    def _decode_fragment(self) -> bool:
+        """Decode the text fragment just received; ``False`` if it is not UTF-8.
+
+        A fragmented text message is decoded as it arrives, so that invalid UTF-8
+        fails the connection at once rather than when the last fragment comes
+        (RFC 6455 8.1; Autobahn 6.4.1-2).
+        """
+        if self._decoder is None:
+            self._decoder = codecs.getincrementaldecoder("utf-8")()
+            self._decoded = []
         try:
-            return bytes(data).decode("utf-8")
+            self._decoded.append(self._decoder.decode(self._fragments.pop()))
+        except UnicodeDecodeError:
+            self._proto.fail(CloseCode.INVALID_DATA, "invalid utf-8")
+            return False
+        return True
+
+    def _assemble(self) -> Message | None:
+        fragments, self._fragments = self._fragments, []
+        if not self._fragment_text:
+            return bytes(fragments[0]) if len(fragments) == 1 else b"".join(fragments)
+        try:
+            if self._decoder is None:  # one frame: the common case
+                return bytes(fragments[0]).decode("utf-8")
+            self._decoded.append(self._decoder.decode(fragments[0], final=True))
+            return "".join(self._decoded)
         except UnicodeDecodeError as exc:
             # RFC 6455 section 8.1: invalid UTF-8 in a text message fails the connection.
-            self._proto.fail(CloseCode.INVALID_DATA, f"invalid utf-8 at position {exc.start}")
+            reason = "invalid utf-8" if self._decoder else f"invalid utf-8 at position {exc.start}"
+            self._proto.fail(CloseCode.INVALID_DATA, reason)
             return None
+        finally:
+            self._decoder = None
+            self._decoded = []
 
     def _check_closed(self, events: list[Event]) -> None:
         """Report how the connection ended, once, when ``websockets`` is done with it."""

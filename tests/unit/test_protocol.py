@@ -59,6 +59,30 @@ def test_invalid_utf8_fails_with_1007():
     assert sent.startswith(b"\x88")  # a close frame, then EOF
 
 
+def test_invalid_utf8_in_a_first_fragment_fails_before_the_message_ends():
+    server, client = connect()
+    client.send_text(b"ok \xff", fin=False)
+    assert pump(client, server) == [Close(CloseCode.INVALID_DATA, "invalid utf-8")]
+
+
+def test_a_character_split_between_fragments_is_decoded_whole():
+    server, client = connect()
+    encoded = "é€😀".encode()
+    for index, byte in enumerate(encoded):
+        if index == 0:
+            client.send_text(bytes([byte]), fin=False)
+        else:
+            client.send_continuation(bytes([byte]), fin=index == len(encoded) - 1)
+    assert pump(client, server) == ["é€😀"]
+
+
+def test_a_truncated_character_at_the_end_of_a_fragmented_message_fails_with_1007():
+    server, client = connect()
+    client.send_text(b"ab", fin=False)
+    client.send_continuation("€".encode()[:2], fin=True)
+    assert pump(client, server) == [Close(CloseCode.INVALID_DATA, "invalid utf-8")]
+
+
 def test_oversized_message_fails_with_1009_even_when_fragmented():
     server, client = connect(max_message_size=10)
     client.send_binary(b"x" * 6, fin=False)
