@@ -377,9 +377,10 @@ class _LoopMember:
         self.stopped = False
 
     def deliver(self, group: str, message: Message) -> None:
-        self.loop.call_soon_threadsafe(self._enqueue, group, message)
+        self.loop.call_soon_threadsafe(self.enqueue, group, message)
 
-    def _enqueue(self, group: str, message: Message) -> None:
+    def enqueue(self, group: str, message: Message) -> None:
+        """Queue a group message for sending; on the member's loop only."""
         websocket = self.view.websocket
         if self.stopped or websocket.closed:
             return

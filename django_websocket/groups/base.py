@@ -8,9 +8,11 @@ for its own connection (see ``WebSocketView``).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..events import Message
 from ..exceptions import WebSocketError
@@ -25,7 +27,12 @@ class BrokerError(WebSocketError):
 
 
 class Member(Protocol):
-    """A connection in one or more groups."""
+    """A connection in one or more groups.
+
+    A member served on an event loop may also have ``loop`` and
+    ``enqueue(group, message)`` (called on that loop): :meth:`Broker.deliver_local`
+    then hands all of a loop's members a message in one callback.
+    """
 
     def deliver(self, group: str, message: Message) -> None:
         """Queue ``message`` for the connection; must never block."""
@@ -56,6 +63,15 @@ def check_message(message: object) -> Message:
     if not isinstance(message, (str, bytes)):
         raise TypeError(f"message must be str or bytes, not {type(message).__name__}")
     return message
+
+
+def _enqueue_all(members: list[Any], group: str, message: Message) -> None:
+    """Queue ``message`` for members of one event loop (runs on that loop)."""
+    for member in members:
+        try:
+            member.enqueue(group, message)
+        except Exception:  # one broken member must not stop the others
+            logger.exception("Error delivering a message to group %r", group)
 
 
 class Broker:
@@ -98,14 +114,36 @@ class Broker:
             return len(self._groups.get(group, ()))
 
     def deliver_local(self, group: str, message: Message) -> None:
-        """Hand ``message`` to every member of ``group`` in this process."""
+        """Hand ``message`` to every member of ``group`` in this process.
+
+        Members on event loops get it in one callback per loop (on the caller's own
+        loop, at once), not one cross-thread wake-up per member.
+        """
         with self._lock:
             members = list(self._groups.get(group, ()))
+        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
         for member in members:
+            loop = getattr(member, "loop", None)
+            if loop is not None:
+                by_loop.setdefault(loop, []).append(member)
+                continue
             try:
                 member.deliver(group, message)
             except Exception:  # one broken member must not stop the others
                 logger.exception("Error delivering a message to group %r", group)
+        if not by_loop:
+            return
+        try:
+            current = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        for loop, batch in by_loop.items():
+            if loop is current:
+                _enqueue_all(batch, group, message)
+                continue
+            # RuntimeError: that loop is closed, its connections are gone.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_enqueue_all, batch, group, message)
 
     def publish(self, group: str, message: Message) -> None:
         """Send ``message`` to every member of ``group`` in every process."""
