@@ -17,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from .connection import BaseWebSocket
-from .events import Close, CloseCode, Message, State
+from .events import Close, CloseCode, Event, Message, State
 from .exceptions import ConnectionClosed, InvalidState
 from .transports.base import AsyncTransport
 
@@ -67,7 +68,10 @@ class AsyncWebSocket(BaseWebSocket):
 
     async def _receive(self, timeout: float | None) -> None:
         """Take one event from the transport, or handle the deadline that passed."""
-        event = await self._transport.receive(timeout)
+        await self._apply(await self._transport.receive(timeout))
+
+    async def _apply(self, event: Event | None) -> None:
+        """Queue a message, apply an event, or handle the deadline that passed (None)."""
         if event is None:
             due = self._due()
             if isinstance(due, Close):
@@ -112,12 +116,22 @@ class AsyncWebSocket(BaseWebSocket):
             if self._pump_task is not None and not self._pump_task.done():
                 self._arrived.clear()
                 await self._arrived.wait()
-            else:
-                self._receiving = True
-                try:
-                    await self._receive(self._next_timeout())
-                finally:
-                    self._receiving = False
+                continue
+            self._receiving = True
+            try:
+                event = await self._transport.receive(self._next_timeout())
+            finally:
+                self._receiving = False
+            # The common case, kept short (it runs per message): a message well
+            # within the size limit while open goes straight to the caller.
+            kind = event.__class__
+            if (kind is str or kind is bytes) and self._state is State.OPEN:
+                limit = self._max_message_size
+                if limit is None or len(event) <= (limit if kind is bytes else limit >> 2):  # type: ignore[arg-type]
+                    if self._ping_interval is not None:
+                        self._last_seen = time.monotonic()
+                    return event  # type: ignore[return-value]
+            await self._apply(event)
         return self._pop()
 
     def read(self) -> Message | None:
@@ -150,7 +164,8 @@ class AsyncWebSocket(BaseWebSocket):
             ConnectionClosed: the connection is closing or closed.
             TypeError: ``message`` is neither text nor bytes.
         """
-        message = self._checked(message)
+        if message.__class__ is not str and message.__class__ is not bytes:
+            message = self._checked(message)
         if self._state is not State.OPEN:
             raise self._closed_error()
         try:

@@ -312,7 +312,7 @@ class WebSocketView(View):
         """Run a hook (awaiting it if async); route an exception to ``on_error``."""
         try:
             result = hook(*args)
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):
                 await result
             return True
         except ConnectionClosed:

@@ -109,6 +109,9 @@ class ASGITransport:
                     return None
                 message = self._pending.result()
                 self._pending = None
+            if message["type"] == "websocket.receive":  # per message: no method call
+                text = message.get("text")
+                return text if text is not None else bytes(message.get("bytes") or b"")
             event = self._event(message)
             if event is not None:
                 return event
