@@ -14,8 +14,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any
 
-from asgiref.sync import sync_to_async
-from django.db import close_old_connections
+from asgiref.sync import SyncToAsync, sync_to_async
+from django.db import close_old_connections, connections
 from django.http import HttpRequest, HttpResponse
 
 from . import handshake
@@ -281,7 +281,42 @@ async def aaccept(
         raise
     websocket = AsyncWebSocket(transport, pump=pump, **_core_options(subprotocol, options))
     registry.add(websocket)
+    if upgrade is not None and getattr(upgrade, "server_validated", False):
+        await _retire_handshake_thread()
     return websocket
+
+
+def _context_executors() -> tuple[Any, Any] | None:
+    """The current ThreadSensitiveContext and asgiref's map of their executors."""
+    context = getattr(SyncToAsync, "thread_sensitive_context", None)
+    executors = getattr(SyncToAsync, "context_to_thread_executor", None)
+    if context is None or executors is None:  # another asgiref: leave it be
+        return None
+    current = context.get(None)
+    return None if current is None else (current, executors)
+
+
+async def _retire_handshake_thread() -> None:
+    """Let an async view's connection go on without a thread of its own (ASGI).
+
+    The ASGI entry point gives each connection a ThreadSensitiveContext, as Django
+    does for a request: its middleware ran on that context's thread. An async
+    session may last hours, and an idle thread per connection costs memory, so
+    the thread's DB connections are closed and the thread ends. A later
+    ``sync_to_async`` call (the ORM's async API) starts another one on demand.
+    """
+    found = _context_executors()
+    if found is None or found[0] not in found[1]:
+        return
+    await sync_to_async(_close_thread_connections, thread_sensitive=True)()
+    executor = found[1].pop(found[0], None)
+    if executor is not None:
+        executor.shutdown(wait=False)
+
+
+def _close_thread_connections() -> None:
+    if db_hygiene.get():
+        connections.close_all()  # the thread ends: persistent connections go too
 
 
 #: Whether sessions on this thread/context recycle DB connections. The test client
@@ -316,7 +351,13 @@ async def afinish(websocket: AsyncWebSocket) -> SessionResponse:
     try:
         await websocket.finish()
     finally:
-        await sync_to_async(_release, thread_sensitive=True)(websocket)
+        found = _context_executors()
+        if found is not None and found[0] not in found[1]:
+            # No thread was used since the handshake's: no DB connection to recycle.
+            registry.discard(websocket)
+            registry.release()
+        else:
+            await sync_to_async(_release, thread_sensitive=True)(websocket)
     return SessionResponse()
 
 
