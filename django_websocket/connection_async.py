@@ -57,9 +57,9 @@ class AsyncWebSocket(BaseWebSocket):
         self._loop = asyncio.get_running_loop()
         self._max_queue = max_queue
         self._pump_task: asyncio.Task[None] | None = None
-        self._arrived = asyncio.Event()
-        self._room = asyncio.Event()
-        self._room.set()
+        # Only the background receiver (read() API) needs these: made with it.
+        self._arrived: asyncio.Event
+        self._room: asyncio.Event
         self._receiving = False
         if pump:
             self._start_pump()
@@ -100,11 +100,18 @@ class AsyncWebSocket(BaseWebSocket):
 
     def _start_pump(self) -> None:
         if self._pump_task is None and not self._receiving and self._state is not State.CLOSED:
+            self._arrived = asyncio.Event()
+            self._room = asyncio.Event()
+            self._room.set()
             self._pump_task = self._loop.create_task(self._pump())
 
     def _pop(self) -> Message:
         message = self._messages.popleft()
-        if not self._room.is_set() and len(self._messages) < self._max_queue // 2:
+        if (
+            self._pump_task is not None
+            and not self._room.is_set()
+            and len(self._messages) < self._max_queue // 2
+        ):
             self._room.set()
         return message
 
