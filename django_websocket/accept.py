@@ -111,7 +111,9 @@ def validate(request: HttpRequest) -> None:
         HandshakeError: 400 with the reason.
     """
     if not _server_validated(request):
-        handshake.validate_request(request.method or "", request.headers)
+        # The method as sent: Django upper-cases request.method, HTTP is case-sensitive.
+        method = str(request.META.get("REQUEST_METHOD") or request.method or "")
+        handshake.validate_request(method, request.headers)
         return
     scope = getattr(request.META[servers.UPGRADE_KEY], "scope", None) or {}
     if scope.get("http_version", "1.1") in ("1.0", "1.1"):

@@ -33,6 +33,19 @@ from .exceptions import HandshakeError, InvalidState
 
 __all__ = ["FrameProtocol"]
 
+#: The request headers ``websockets`` reads to complete the opening handshake.
+HANDSHAKE_HEADERS = frozenset(
+    {
+        "host",
+        "upgrade",
+        "connection",
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-extensions",
+        "sec-websocket-protocol",
+    }
+)
+
 logger = logging.getLogger("django_websocket.protocol")
 
 
@@ -105,7 +118,11 @@ class FrameProtocol:
         Raises:
             HandshakeError: if ``websockets`` refuses what our validation let through.
         """
-        head = f"GET {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
+        # Only the headers the handshake needs: websockets' parser limits a line to
+        # 8 KiB, and a long Cookie the server took must not fail the upgrade.
+        head = f"GET {path} HTTP/1.1\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in headers if k.lower() in HANDSHAKE_HEADERS
+        )
         self._proto.receive_data((head + "\r\n").encode("latin-1", "replace"))
         events = self._proto.events_received()
         if len(events) != 1 or not isinstance(events[0], Request):

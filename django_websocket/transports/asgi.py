@@ -213,12 +213,19 @@ class ASGIThreadTransport:
             coroutine,  # type: ignore[arg-type]
             self._loop,
         )
-        try:
-            return future.result(LOOP_TIMEOUT)
-        except concurrent.futures.TimeoutError as exc:
-            future.cancel()
-            self._closed = self._closed or Close(CloseCode.ABNORMAL_CLOSURE, "")
-            raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, "server loop stopped") from exc
+        deadline = time.monotonic() + LOOP_TIMEOUT
+        while True:
+            # In slices: a server that stops its loop (daphne at shutdown) never runs it.
+            try:
+                return future.result(min(SLICE, max(deadline - time.monotonic(), 0.0)))
+            except concurrent.futures.TimeoutError as exc:
+                if self._loop.is_running() and time.monotonic() < deadline:
+                    continue
+                future.cancel()
+                self._closed = self._closed or Close(CloseCode.ABNORMAL_CLOSURE, "")
+                raise ConnectionClosed(
+                    CloseCode.ABNORMAL_CLOSURE, "server loop stopped"
+                ) from exc
 
     def receive(self, timeout: float | None) -> Event | None:
         if self._closed is not None:

@@ -10,6 +10,7 @@ Our own ``runserver`` uses the documented keys :data:`SOCKET_KEY`,
 
 from __future__ import annotations
 
+import io
 import signal
 import socket
 import sys
@@ -57,11 +58,22 @@ def _our_read_buffer(environ: Environ) -> bytes:
 
 
 def _gunicorn_read_buffer(environ: Environ) -> bytes:
-    """Return what gunicorn's parser read past the request head (``take_buffered``)."""
+    """Return what gunicorn's parser read past the request head.
+
+    gunicorn puts those bytes back in its ``Unreader``'s ``buf`` (a ``BytesIO``);
+    a version with ``take_buffered()`` hands them over itself.
+    """
     body = environ.get("wsgi.input")
     unreader = getattr(getattr(body, "reader", None), "unreader", None)
     take = getattr(unreader, "take_buffered", None)
-    return take() if take is not None else b""
+    if take is not None:
+        return bytes(take())
+    buffer = getattr(unreader, "buf", None)
+    if not isinstance(buffer, io.BytesIO):
+        return b""
+    data = buffer.getvalue()
+    unreader.buf = io.BytesIO()  # type: ignore[union-attr]  # taken: gunicorn reads no more
+    return data
 
 
 @dataclass(frozen=True)
