@@ -13,7 +13,9 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
@@ -178,6 +180,7 @@ class ASGIThreadTransport:
         self._room.set()
         self._closed: Close | None = None
         self._pump = asyncio.run_coroutine_threadsafe(self._receive_events(), loop)
+        _loop_watch.add(self)
 
     async def _receive_events(self) -> None:
         try:
@@ -230,19 +233,11 @@ class ASGIThreadTransport:
     def receive(self, timeout: float | None) -> Event | None:
         if self._closed is not None:
             return self._closed
-        # Wait in slices: a server may stop its event loop at shutdown without telling
-        # the connection (daphne), and then nothing would ever arrive.
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-            event = self._channel.get(SLICE if remaining is None else min(SLICE, remaining))
-            if event is not None:
-                break
-            if not self._loop.is_running():
-                event = Close(CloseCode.ABNORMAL_CLOSURE, "server stopped")
-                break
-            if remaining is not None and remaining <= SLICE:
-                return None
+        # If the server stops its loop at shutdown without telling the connection
+        # (daphne), _loop_watch puts a Close here: no wake-ups of this thread meanwhile.
+        event = self._channel.get(timeout)
+        if event is None:
+            return None
         if not self._room.is_set() and len(self._channel) < MAX_QUEUE // 2:
             self._loop.call_soon_threadsafe(self._room.set)
         if isinstance(event, Close):
@@ -253,6 +248,10 @@ class ASGIThreadTransport:
         """End the connection from the loop's side: the next receive returns ``close``."""
         self._pump.cancel()
         self._channel.put(close)
+
+    def loop_stopped(self) -> None:
+        """Called by :data:`_loop_watch` when the server's loop no longer runs."""
+        self._channel.put(Close(CloseCode.ABNORMAL_CLOSURE, "server stopped"))
 
     def send(self, message: Message) -> None:
         self._run(self._transport.send(message))
@@ -269,6 +268,7 @@ class ASGIThreadTransport:
         self.finish(None)
 
     def finish(self, timeout: float | None) -> None:
+        _loop_watch.discard(self)
         if not self._loop.is_running():
             return
         self._loop.call_soon_threadsafe(self._pump.cancel)
@@ -280,6 +280,50 @@ class ASGIThreadTransport:
 
     def wake(self) -> None:
         self._channel.put(WAKE)
+
+
+class _LoopWatch:
+    """One thread per process that tells sync views when their server's loop stopped.
+
+    A server may stop its event loop at shutdown with connections still open
+    (daphne); their views' threads would wait for ever. Checking every
+    :data:`SLICE` seconds in one thread, rather than in each view's thread, keeps
+    thousands of idle connections from waking up (and fighting for the GIL).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._transports: weakref.WeakSet[ASGIThreadTransport] = weakref.WeakSet()
+        self._thread: threading.Thread | None = None
+
+    def add(self, transport: ASGIThreadTransport) -> None:
+        with self._lock:
+            self._transports.add(transport)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._watch, name="django-websocket-loop-watch", daemon=True
+                )
+                self._thread.start()
+
+    def discard(self, transport: ASGIThreadTransport) -> None:
+        with self._lock:
+            self._transports.discard(transport)
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(SLICE)
+            with self._lock:
+                if not self._transports:
+                    self._thread = None  # the next add() starts another
+                    return
+                stopped = [t for t in self._transports if not t._loop.is_running()]
+                for transport in stopped:
+                    self._transports.discard(transport)
+            for transport in stopped:
+                transport.loop_stopped()
+
+
+_loop_watch = _LoopWatch()
 
 
 class ASGIConnection:
