@@ -245,6 +245,8 @@ def accept(
         transport: Transport
         if upgrade is not None:
             transport = upgrade.accept(subprotocol)
+            if hasattr(transport, "send_timeout"):  # ASGI: as the WSGI socket's
+                transport.send_timeout = options.close_timeout
         else:
             transport = _accept_wsgi(request, subprotocol, options)
     except BaseException:
@@ -339,28 +341,44 @@ def _release(websocket: BaseWebSocket) -> None:
     close_connections()
 
 
-def finish(websocket: WebSocket) -> SessionResponse:
-    """Finish ``websocket`` (close 1000 if open, await the close) and release it."""
+def finish(websocket: WebSocket, *, release: bool = True) -> SessionResponse:
+    """Finish ``websocket`` (close 1000 if open, await the close) and release it.
+
+    With ``release=False`` the caller calls :func:`release` itself, after its
+    ``on_close``: a server shutting down waits for released connections only.
+    """
     try:
         websocket.finish()
     finally:
-        _release(websocket)
+        if release:
+            _release(websocket)
     return SessionResponse()
 
 
-async def afinish(websocket: AsyncWebSocket) -> SessionResponse:
-    """Finish an :class:`AsyncWebSocket` and release it."""
+def release(websocket: WebSocket) -> None:
+    """Stop counting and tracking a finished connection; recycle DB connections."""
+    _release(websocket)
+
+
+async def afinish(websocket: AsyncWebSocket, *, release: bool = True) -> SessionResponse:
+    """Finish an :class:`AsyncWebSocket` and release it (see :func:`finish`)."""
     try:
         await websocket.finish()
     finally:
-        found = _context_executors()
-        if found is not None and found[0] not in found[1]:
-            # No thread was used since the handshake's: no DB connection to recycle.
-            registry.discard(websocket)
-            registry.release()
-        else:
-            await sync_to_async(_release, thread_sensitive=True)(websocket)
+        if release:
+            await arelease(websocket)
     return SessionResponse()
+
+
+async def arelease(websocket: AsyncWebSocket) -> None:
+    """:func:`release` for async code."""
+    found = _context_executors()
+    if found is not None and found[0] not in found[1]:
+        # No thread was used since the handshake's: no DB connection to recycle.
+        registry.discard(websocket)
+        registry.release()
+    else:
+        await sync_to_async(_release, thread_sensitive=True)(websocket)
 
 
 def run_session(websocket: WebSocket, session: Callable[[], object]) -> SessionResponse:

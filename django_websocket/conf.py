@@ -27,6 +27,9 @@ class WebSocketConf(AppConf):
     BROKER_URL: str = "memory://"
     MAX_CONNECTIONS: int | None = None
     CLOSE_TIMEOUT: float | None = 10
+    #: Seconds a client has to send its request head to our runserver (an addition
+    #: to SPEC section 7; gunicorn and the ASGI servers have their own).
+    HANDSHAKE_TIMEOUT: float | None = 10
 
     class Meta:
         prefix = "websocket"

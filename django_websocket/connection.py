@@ -125,6 +125,14 @@ class BaseWebSocket:
         """Start the closing handshake from a thread that does not own the connection."""
         raise NotImplementedError
 
+    def abort_from_any_thread(self) -> None:
+        """Drop a connection whose peer did not finish the closing handshake in time.
+
+        For a connection whose owner may be blocked with no deadline in sight (a
+        sync view waiting on its socket until the next ping); others enforce the
+        close timeout themselves.
+        """
+
     def _closed_error(self) -> ConnectionClosed:
         close = self._close or self._close_sent or Close(CloseCode.ABNORMAL_CLOSURE, "")
         return ConnectionClosed(close.code, close.reason)
@@ -368,6 +376,11 @@ class WebSocket(BaseWebSocket):
         """Start the closing handshake; sending is thread-safe, so this is :meth:`close`."""
         self.close(code, reason)
 
+    def abort_from_any_thread(self) -> None:
+        """Drop TCP: the owner's blocked receive returns, the session ends with 1006."""
+        if self._state is not State.CLOSED:
+            self._transport.abort()
+
     def finish(self) -> None:
         """End the session: close with 1000 if still open, await the handshake, release.
 
@@ -380,6 +393,10 @@ class WebSocket(BaseWebSocket):
                 self._receive(self._next_timeout())
             self._messages.clear()
         self._transport.finish(self._close_timeout)
+
+
+#: Seconds :meth:`ConnectionRegistry.close_all` waits for sessions it had to abort.
+ABORT_GRACE = 2.0
 
 
 class ConnectionRegistry:
@@ -434,6 +451,20 @@ class ConnectionRegistry:
             # Shutting down: one connection's failure must not stop the others.
             with contextlib.suppress(Exception):
                 connection.close_from_any_thread(code, reason)
+        left = self._wait_empty(timeout)
+        if left and timeout is not None:
+            # RFC 6455 7.1.1: peers that did not answer in time are dropped; then wait
+            # (briefly) for their sessions to end so that their on_close runs.
+            with self._lock:
+                connections = list(self._connections)
+            for connection in connections:
+                with contextlib.suppress(Exception):
+                    connection.abort_from_any_thread()
+            left = self._wait_empty(ABORT_GRACE)
+        return left
+
+    def _wait_empty(self, timeout: float | None) -> int:
+        """Wait until no connection is tracked (at most ``timeout``); return how many are."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             while self._connections:

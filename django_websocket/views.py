@@ -31,10 +31,12 @@ from .accept import (
     aaccept,
     accept,
     afinish,
+    arelease,
     close_connections,
     finish,
     is_websocket,
     refuse,
+    release,
 )
 from .connection import OVERFLOW, Posted, WebSocket
 from .events import CloseCode, Message
@@ -302,8 +304,11 @@ class WebSocketView(View):
                         self._guard(self.on_message, decoded)
         finally:
             self._leave_groups()
-            response = finish(websocket)
-            self._guard(self.on_close, websocket.close_code, websocket.close_reason)
+            try:
+                response = finish(websocket, release=False)
+                self._guard(self.on_close, websocket.close_code, websocket.close_reason)
+            finally:
+                release(websocket)  # after on_close: a shutdown waits for it
         return response
 
     # -- the loop (async) ------------------------------------------------------------
@@ -350,8 +355,11 @@ class WebSocketView(View):
             self._leave_groups()
             if isinstance(self._member, _LoopMember):
                 await self._member.stop()
-            response = await afinish(websocket)
-            await self._aguard(self.on_close, websocket.close_code, websocket.close_reason)
+            try:
+                response = await afinish(websocket, release=False)
+                await self._aguard(self.on_close, websocket.close_code, websocket.close_reason)
+            finally:
+                await arelease(websocket)  # after on_close: a shutdown waits for it
         return response
 
 

@@ -179,6 +179,9 @@ class ASGIThreadTransport:
         self._room = asyncio.Event()
         self._room.set()
         self._closed: Close | None = None
+        #: Seconds a send may wait for the server (a client that stopped reading
+        #: blocks it); then the connection is dropped. Set from CLOSE_TIMEOUT.
+        self.send_timeout: float | None = LOOP_TIMEOUT
         self._pump = asyncio.run_coroutine_threadsafe(self._receive_events(), loop)
         _loop_watch.add(self)
 
@@ -199,14 +202,14 @@ class ASGIThreadTransport:
             self._channel.put(Close(CloseCode.ABNORMAL_CLOSURE, ""))
             raise
 
-    def _run(self, coroutine: Awaitable[Any]) -> Any:
+    def _run(self, coroutine: Awaitable[Any], timeout: float | None = LOOP_TIMEOUT) -> Any:
         """Run ``coroutine`` on the loop and wait for it, but not forever.
 
         A server that is shutting down may stop its loop with this connection still
         open; the view's thread must then end instead of waiting for ever.
 
         Raises:
-            ConnectionClosed: the loop did not run it within :data:`LOOP_TIMEOUT`.
+            ConnectionClosed: the loop did not run it within ``timeout`` seconds.
         """
         if not self._loop.is_running():
             coroutine.close()  # type: ignore[attr-defined]
@@ -216,19 +219,19 @@ class ASGIThreadTransport:
             coroutine,  # type: ignore[arg-type]
             self._loop,
         )
-        deadline = time.monotonic() + LOOP_TIMEOUT
+        deadline = time.monotonic() + (LOOP_TIMEOUT if timeout is None else timeout)
         while True:
             # In slices: a server that stops its loop (daphne at shutdown) never runs it.
             try:
                 return future.result(min(SLICE, max(deadline - time.monotonic(), 0.0)))
             except concurrent.futures.TimeoutError as exc:
-                if self._loop.is_running() and time.monotonic() < deadline:
+                running = self._loop.is_running()
+                if running and time.monotonic() < deadline:
                     continue
                 future.cancel()
                 self._closed = self._closed or Close(CloseCode.ABNORMAL_CLOSURE, "")
-                raise ConnectionClosed(
-                    CloseCode.ABNORMAL_CLOSURE, "server loop stopped"
-                ) from exc
+                reason = "send timed out" if running else "server loop stopped"
+                raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, reason) from exc
 
     def receive(self, timeout: float | None) -> Event | None:
         if self._closed is not None:
@@ -254,11 +257,17 @@ class ASGIThreadTransport:
         self._channel.put(Close(CloseCode.ABNORMAL_CLOSURE, "server stopped"))
 
     def send(self, message: Message) -> None:
-        self._run(self._transport.send(message))
+        self._run(self._transport.send(message), self.send_timeout)
 
     def send_close(self, code: int, reason: str) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            self._run(self._transport.send_close(code, reason))
+        # Not awaited: from another thread (shutdown closing every connection) it must
+        # not wait for this one's closing handshake. The loop runs callbacks in
+        # order, so the frame still follows the messages sent before it.
+        if self._loop.is_running():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                asyncio.run_coroutine_threadsafe(
+                    self._transport.send_close(code, reason), self._loop
+                )
 
     def ping(self, data: bytes) -> bool:
         return False

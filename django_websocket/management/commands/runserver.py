@@ -63,16 +63,30 @@ class WebSocketRequestHandler(basehttp.WSGIRequestHandler):
         finally:
             self.connection.setblocking(True)
 
+    @property
+    def timeout(self) -> float | None:  # type: ignore[override]
+        """Seconds a client has to send a request head (socketserver applies it)."""
+        from django_websocket.conf import settings
+
+        value: float | None = settings.WEBSOCKET_HANDSHAKE_TIMEOUT
+        return value
+
     def handle_one_request(self) -> None:
         # As Django's WSGIRequestHandler.handle_one_request, plus the two environ keys.
-        self.raw_requestline = self.rfile.readline(65537)
-        if len(self.raw_requestline) > 65536:
-            self.requestline = ""
-            self.request_version = ""
-            self.command = ""
-            self.send_error(414)
-            return
-        if not self.parse_request():
+        try:
+            self.raw_requestline = self.rfile.readline(65537)
+            if len(self.raw_requestline) > 65536:
+                self.requestline = ""
+                self.request_version = ""
+                self.command = ""
+                self.send_error(414)
+                return
+            if not self.parse_request():
+                return
+        except TimeoutError:
+            # A client that connects and sends no (or half a) request head must not
+            # hold a thread and a socket for ever (WEBSOCKET_HANDSHAKE_TIMEOUT).
+            self.close_connection = True
             return
         environ: dict[str, Any] = self.get_environ()
         environ[SOCKET_KEY] = self.connection
