@@ -781,6 +781,7 @@ LONG_LINE = {
     "daphne": 101,
 }
 
+
 @on_servers()
 def test_upgrade_with_a_long_header_line(watched):
     """A browser with many cookies: a 9000-byte ``Cookie`` line on a valid upgrade."""

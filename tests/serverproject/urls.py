@@ -27,3 +27,14 @@ urlpatterns = [
     path("ws/echo-once/", seed.echo_once),
     path("ws/lower/", seed.lower_case),
 ]
+
+# The abuse tests (tests/abuse/): slow and dead peers, disconnects, shutdown.
+from tests.serverproject import abuse_views  # noqa: E402
+
+urlpatterns += [
+    path("abuse/probe/", abuse_views.probe),
+    path("ws/abuse/tracked/", abuse_views.Tracked.as_view()),
+    path("ws/abuse/async-tracked/", abuse_views.AsyncTracked.as_view()),
+    path("ws/abuse/flood/", abuse_views.Flood.as_view()),
+    path("ws/abuse/async-flood/", abuse_views.AsyncFlood.as_view()),
+]
