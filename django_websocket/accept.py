@@ -300,6 +300,12 @@ def _context_executors() -> tuple[Any, Any] | None:
     return None if current is None else (current, executors)
 
 
+def connection_thread_retired() -> bool:
+    """Whether this connection's ThreadSensitiveContext has no thread (any more)."""
+    found = _context_executors()
+    return found is not None and found[0] not in found[1]
+
+
 async def _retire_handshake_thread() -> None:
     """Let an async view's connection go on without a thread of its own (ASGI).
 
@@ -372,8 +378,7 @@ async def afinish(websocket: AsyncWebSocket, *, release: bool = True) -> Session
 
 async def arelease(websocket: AsyncWebSocket) -> None:
     """:func:`release` for async code."""
-    found = _context_executors()
-    if found is not None and found[0] not in found[1]:
+    if connection_thread_retired():
         # No thread was used since the handshake's: no DB connection to recycle.
         registry.discard(websocket)
         registry.release()

@@ -97,7 +97,13 @@ class WebSocketASGIHandler(ASGIHandler):
         if not connection.responded and not isinstance(response, SessionResponse):
             body = b"" if response.streaming else getattr(response, "content", b"")
             await connection.refuse(response.status_code, _response_headers(response), body)
-        await sync_to_async(response.close, thread_sensitive=True)()
+        # request_finished, on the connection's thread as Django does; an async view's
+        # connection gave its thread back after the handshake (accept.py): then on a
+        # pooled thread rather than a new one per connection.
+        from .accept import connection_thread_retired
+
+        thread_sensitive = not connection_thread_retired()
+        await sync_to_async(response.close, thread_sensitive=thread_sensitive)()
 
     async def handle_lifespan(self, receive: Receive, send: Send) -> None:
         """Acknowledge startup; on shutdown close open WebSockets with 1001 first."""
