@@ -10,11 +10,15 @@
 #   make lint                                   ruff and import-linter
 #   make typecheck                              mypy
 #   make docs                                   the HTML docs in docs/_build/html (-W)
+#   make bench                                  the benchmark against peers, in .venv-bench
+#   make bench BENCH_ARGS="--quick"             a short smoke run (see bench/README.rst)
 
 PYTHON ?= python3
 DJANGO ?=
 PYTEST_ARGS ?=
 DEMO_ADDR ?= 127.0.0.1:8000
+BENCH_VENV ?= .venv-bench
+BENCH_ARGS ?=
 
 ifeq ($(strip $(DJANGO)),)
 VENV ?= .venv
@@ -29,7 +33,7 @@ PY_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info
 STAMP := $(VENV)/.installed-py$(PY_VERSION)-django$(or $(strip $(DJANGO)),latest)
 VPY := $(VENV)/bin/python
 
-.PHONY: help install test lint typecheck docs demo clean distclean
+.PHONY: help install test lint typecheck docs demo bench clean distclean
 
 help:
 	@sed -n '1,/^$$/s/^# \{0,1\}//p' Makefile
@@ -63,6 +67,22 @@ demo: $(STAMP)
 	"$(VPY)" demo/manage.py migrate --noinput
 	"$(VPY)" demo/manage.py runserver $(DEMO_ADDR)
 
+# The benchmark has a virtualenv of its own: the peers (Channels, Starlette, flask-sock...)
+# and the load generator's packages, pinned in bench/requirements.txt.
+BENCH_STAMP := $(BENCH_VENV)/.installed-bench-py$(PY_VERSION)
+
+$(BENCH_STAMP): pyproject.toml setup.py bench/requirements.txt
+	@test -n "$(PY_VERSION)" || { echo "error: cannot run PYTHON=$(PYTHON); pass PYTHON=/path/to/python3" >&2; exit 1; }
+	@if [ -e "$(BENCH_VENV)/bin/python" ] && [ "$$("$(BENCH_VENV)/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" != "$(PY_VERSION)" ]; then \
+		echo "$(BENCH_VENV) does not run Python $(PY_VERSION): recreating it"; rm -rf "$(BENCH_VENV)"; fi
+	@[ -x "$(BENCH_VENV)/bin/python" ] || { echo "creating $(BENCH_VENV) with $(PYTHON) (Python $(PY_VERSION))"; "$(PYTHON)" -m venv "$(BENCH_VENV)"; }
+	"$(BENCH_VENV)/bin/python" -m pip install --disable-pip-version-check --upgrade -e . -r bench/requirements.txt
+	@rm -f "$(BENCH_VENV)"/.installed-*
+	@touch "$@"
+
+bench: $(BENCH_STAMP)
+	"$(BENCH_VENV)/bin/python" bench/run.py $(BENCH_ARGS)
+
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .import_linter_cache \
 		docs/_build demo/db.sqlite3 tests/artifacts
@@ -70,4 +90,4 @@ clean:
 
 # Also removes every virtualenv that `make` created.
 distclean: clean
-	rm -rf .venv .venv-django*
+	rm -rf .venv .venv-django* $(BENCH_VENV)
