@@ -278,6 +278,9 @@ async def aaccept(
         transport: AsyncTransport
         if upgrade is not None:
             transport = await upgrade.aaccept(subprotocol)
+            watch_sends = getattr(transport, "watch_sends", None)
+            if watch_sends is not None:  # ASGI: a send gives up as on WSGI
+                watch_sends(options.close_timeout)
         else:
             transport = ThreadedTransport(_accept_wsgi(request, subprotocol, options))
     except BaseException:

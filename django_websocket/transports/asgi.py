@@ -65,6 +65,18 @@ class ASGITransport:
         self._waiter: asyncio.Task[Any] | None = None
         self._woken = False
         self._wakeup: asyncio.Future[Any] | None = None  # wake() of a timed receive
+        #: Seconds a send may wait for the server (a client that stopped reading);
+        #: ``None``: no limit. Set from WEBSOCKET_CLOSE_TIMEOUT by aaccept().
+        self.send_timeout: float | None = None
+        self._sender: asyncio.Task[Any] | None = None
+        self._send_started = 0.0
+        self._send_timed_out = False
+
+    def watch_sends(self, timeout: float | None) -> None:
+        """Drop the connection when a send waits more than ``timeout`` seconds."""
+        self.send_timeout = timeout
+        if timeout is not None:
+            _SendWatch.of(asyncio.get_running_loop()).add(self)
 
     def _event(self, message: dict[str, Any]) -> Event | None:
         kind = message.get("type")
@@ -121,10 +133,30 @@ class ASGITransport:
 
     async def send(self, message: Message) -> None:
         key = "text" if isinstance(message, str) else "bytes"
+        if self.send_timeout is not None:
+            # Watched, not timed per message: _send_watch cancels a send that has
+            # waited longer (a client that stopped reading).
+            self._sender = asyncio.current_task()
+            self._send_started = time.monotonic()
         try:
             await self._send({"type": "websocket.send", key: message})
+        except asyncio.CancelledError:
+            if not self._send_timed_out or _still_cancelling(self._sender):
+                raise
+            raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, "send timed out") from None
         except Exception as exc:  # servers raise their own types when the peer is gone
             raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, "connection lost") from exc
+        finally:
+            self._sender = None
+
+    def _check_send(self, now: float) -> None:
+        """Cancel a send that waited longer than :attr:`send_timeout` (see _SendWatch)."""
+        sender, timeout = self._sender, self.send_timeout
+        if sender is not None and timeout is not None and now - self._send_started > timeout:
+            self._send_timed_out = True
+            self._close = self._close or Close(CloseCode.ABNORMAL_CLOSURE, "send timed out")
+            sender.cancel()
+            self.wake()  # a view waiting for a message (a group member's sends are a task's)
 
     async def send_close(self, code: int, reason: str) -> None:
         if self._close_code is not None and self._close_code(code) != code:
@@ -158,6 +190,10 @@ class ASGITransport:
         await self.finish(None)
 
     async def finish(self, timeout: float | None) -> None:
+        self.send_timeout = None  # no more watching
+        watch = _SendWatch._watches.get(asyncio.get_running_loop())
+        if watch is not None:
+            watch._transports.discard(self)
         if self._pending is not None:
             self._pending.cancel()
             self._pending = None
@@ -289,6 +325,42 @@ class ASGIThreadTransport:
 
     def wake(self) -> None:
         self._channel.put(WAKE)
+
+
+class _SendWatch:
+    """Per event loop: once a second, cancel the sends that waited too long.
+
+    One timer per loop rather than one per message keeps the send path cheap.
+    """
+
+    _watches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _SendWatch] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._transports: weakref.WeakSet[ASGITransport] = weakref.WeakSet()
+        self._timer: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _SendWatch:
+        watch = cls._watches.get(loop)
+        if watch is None:
+            watch = cls._watches[loop] = cls(loop)
+        return watch
+
+    def add(self, transport: ASGITransport) -> None:
+        self._transports.add(transport)
+        if self._timer is None:
+            self._timer = self._loop.call_later(SLICE, self._check)
+
+    def _check(self) -> None:
+        self._timer = None
+        now = time.monotonic()
+        for transport in list(self._transports):
+            transport._check_send(now)
+        if self._transports:
+            self._timer = self._loop.call_later(SLICE, self._check)
 
 
 class _LoopWatch:
