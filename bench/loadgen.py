@@ -41,6 +41,7 @@ __all__ = [
     "idle_memory",
     "make_payload",
     "percentile",
+    "quiesce",
 ]
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -552,6 +553,22 @@ async def handshakes(
         "client_cpu": meter.client_cpu,
         "server_cpu": meter.server_cpu,
     }
+
+
+async def quiesce(server: ProcessTree, timeout: float = 60, busy: float = 5.0) -> float:
+    """Wait until the server uses under ``busy`` % of a core for 0.5 s (bounded).
+
+    A phase must not start while the server still tears down the last one's
+    connections (flask-sock needs seconds for 2,000 of them, refusing handshakes
+    meanwhile). Return the seconds waited.
+    """
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        before = server.cpu_seconds()
+        await asyncio.sleep(0.5)
+        if 100 * (server.cpu_seconds() - before) / 0.5 < busy:
+            break
+    return time.monotonic() - started
 
 
 async def _settled_rss(server: ProcessTree, timeout: float = 5) -> int:

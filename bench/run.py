@@ -218,6 +218,7 @@ async def measure_server(
     try:
         await wait_ready(server, client, args.startup_timeout)
         for key, start in phases:
+            await loadgen.quiesce(tree, args.quiesce_timeout)  # the last phase's are gone
             before = (machine_busy(), time.perf_counter())
             try:
                 result = await _phase(key, start(), args)
@@ -780,6 +781,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--server-cpu", default="0", help="CPU for the servers ('none': no pinning)")
     add("--client-cpu", default="1", help="CPU for the load generator ('none')")
     add("--startup-timeout", type=float, default=60)
+    add(
+        "--quiesce-timeout",
+        type=float,
+        default=60,
+        help="before each phase, wait (at most this long) until the server is idle",
+    )
     add(
         "--open-timeout",
         type=float,

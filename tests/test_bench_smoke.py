@@ -34,7 +34,7 @@ def test_bench_harness_smoke(tmp_path):
         "--idle", "20", "--idle-baseline", "4", "--handshakes", "20",
         "--fanout-members", "0", "--server-cpu", "none", "--client-cpu", "none",
         "--no-chart", "--results-dir", str(tmp_path), "--log-dir", str(tmp_path / "logs"),
-        "--phase-timeout", "30", "--startup-timeout", "30",
+        "--phase-timeout", "30", "--startup-timeout", "30", "--quiesce-timeout", "0",
     ]  # fmt: skip
     # The harness stops its servers when it ends, and they die with it if it is killed.
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=80)
