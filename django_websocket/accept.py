@@ -245,8 +245,7 @@ def accept(
         transport: Transport
         if upgrade is not None:
             transport = upgrade.accept(subprotocol)
-            if hasattr(transport, "send_timeout"):  # ASGI: as the WSGI socket's
-                transport.send_timeout = options.close_timeout
+            _watch_sends(transport, options)
         else:
             transport = _accept_wsgi(request, subprotocol, options)
     except BaseException:
@@ -278,9 +277,7 @@ async def aaccept(
         transport: AsyncTransport
         if upgrade is not None:
             transport = await upgrade.aaccept(subprotocol)
-            watch_sends = getattr(transport, "watch_sends", None)
-            if watch_sends is not None:  # ASGI: a send gives up as on WSGI
-                watch_sends(options.close_timeout)
+            _watch_sends(transport, options)
         else:
             transport = ThreadedTransport(_accept_wsgi(request, subprotocol, options))
     except BaseException:
@@ -291,6 +288,13 @@ async def aaccept(
     if upgrade is not None and getattr(upgrade, "server_validated", False):
         await _retire_handshake_thread()
     return websocket
+
+
+def _watch_sends(transport: object, options: Options) -> None:
+    """ASGI transports: a send gives up after CLOSE_TIMEOUT, as the WSGI socket's does."""
+    watch_sends = getattr(transport, "watch_sends", None)
+    if watch_sends is not None:
+        watch_sends(options.close_timeout)
 
 
 def _context_executors() -> tuple[Any, Any] | None:

@@ -79,13 +79,8 @@ class ASGITransport:
             _SendWatch.of(asyncio.get_running_loop()).add(self)
 
     def _event(self, message: dict[str, Any]) -> Event | None:
-        kind = message.get("type")
-        if kind == "websocket.receive":
-            text = message.get("text")
-            if text is not None:
-                return str(text)
-            return bytes(message.get("bytes") or b"")
-        if kind == "websocket.disconnect":
+        """The event of a non-message ASGI event (receive() handles messages inline)."""
+        if message.get("type") == "websocket.disconnect":
             code = message.get("code", CloseCode.NO_STATUS_RCVD)
             # daphne sends "code": None when the connection was lost.
             code = CloseCode.ABNORMAL_CLOSURE if code is None else int(code)
@@ -190,10 +185,8 @@ class ASGITransport:
         await self.finish(None)
 
     async def finish(self, timeout: float | None) -> None:
-        self.send_timeout = None  # no more watching
-        watch = _SendWatch._watches.get(asyncio.get_running_loop())
-        if watch is not None:
-            watch._transports.discard(self)
+        self.send_timeout = None
+        _SendWatch.discard(self)
         if self._pending is not None:
             self._pending.cancel()
             self._pending = None
@@ -292,6 +285,10 @@ class ASGIThreadTransport:
         """Called by :data:`_loop_watch` when the server's loop no longer runs."""
         self._channel.put(Close(CloseCode.ABNORMAL_CLOSURE, "server stopped"))
 
+    def watch_sends(self, timeout: float | None) -> None:
+        """Drop the connection when a send waits more than ``timeout`` seconds."""
+        self.send_timeout = timeout
+
     def send(self, message: Message) -> None:
         self._run(self._transport.send(message), self.send_timeout)
 
@@ -353,6 +350,13 @@ class _SendWatch:
         self._transports.add(transport)
         if self._timer is None:
             self._timer = self._loop.call_later(SLICE, self._check)
+
+    @classmethod
+    def discard(cls, transport: ASGITransport) -> None:
+        """Stop watching ``transport`` (on its loop)."""
+        watch = cls._watches.get(asyncio.get_running_loop())
+        if watch is not None:
+            watch._transports.discard(transport)
 
     def _check(self) -> None:
         self._timer = None
