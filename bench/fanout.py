@@ -71,6 +71,9 @@ from tests.groups.servers import (  # noqa: E402
     redis_server_path,
 )
 
+sys.path.insert(0, str(REPO_ROOT / "bench"))
+from loadgen import percentile, self_cpu  # noqa: E402  (bench/loadgen.py, shared)
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CONNECT_CONCURRENCY = 50
 ROUND_TIMEOUT = 30.0
@@ -367,17 +370,6 @@ def machine_cpu() -> tuple[float, float]:
     idle = values[3] + values[4]  # idle, iowait
     total = sum(values[:8])
     return (total - idle) / CLOCK_TICKS, total / CLOCK_TICKS
-
-
-def self_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[index]
 
 
 async def run_scenario(
