@@ -73,18 +73,10 @@ from tests.abuse import (
     worker_pid,
 )
 from tests.integration import rawws
+from tests.integration.servers import SERVERS  # every server, in this order
 
 pytestmark = pytest.mark.timeout(120)
 
-SERVERS = (
-    "runserver",
-    "gunicorn-gthread",
-    "gunicorn-gevent",
-    "gunicorn-eventlet",
-    "uvicorn",
-    "daphne",
-    "hypercorn",
-)
 #: Seconds added to every timeout before a test gives up: a loaded machine is slow.
 SLACK = 5.0
 #: The settings of every server in this module (``tests/serverproject/settings.py``).
