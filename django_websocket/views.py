@@ -403,9 +403,12 @@ class _LoopMember:
             self.task = self.loop.create_task(self._drain())
 
     async def _drain(self) -> None:
-        while self.queue and not self.view.websocket.closed:
-            group, message = self.queue.popleft()
-            await self.view._aguard(self.view.on_group_message, group, message)
+        try:
+            while self.queue and not self.view.websocket.closed:
+                group, message = self.queue.popleft()
+                await self.view._aguard(self.view.on_group_message, group, message)
+        finally:
+            self.task = None  # a done task kept until the next message would outlive GC gen 0
 
     async def stop(self) -> None:
         self.stopped = True

@@ -127,6 +127,60 @@ def test_one_broken_member_does_not_stop_the_others():
     assert any("room" in record.getMessage() for record in records)
 
 
+class LoopRecorder:
+    """A member on an event loop: like WebSocketView's, it starts work on the loop."""
+
+    def __init__(self, loop, started):
+        self.loop = loop
+        self.started = started  # every member's work that has run, in order
+        self.received = []
+        self.most_pending = 0  # others' work not run yet when this member was handed one
+
+    def deliver(self, group, message):  # pragma: no cover - loop members get enqueue()
+        raise AssertionError("a loop member is handed messages on its loop")
+
+    def enqueue(self, group, message):
+        self.received.append((group, message))
+        pending = len(self.received_by_all) - len(self.started)
+        self.most_pending = max(self.most_pending, pending)
+        self.received_by_all.append(self)
+        self.loop.call_soon(self.started.append, self)  # a task's first step, say
+
+
+def test_loop_members_are_handed_a_message_in_chunks_the_loop_runs_between():
+    """1,000 members' tasks are not all pending at once (see CHUNK): GC stays young."""
+    from django_websocket.groups.base import CHUNK
+
+    broker = MemoryBroker("memory://")
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        started, handed = [], []
+        members = [LoopRecorder(loop, started) for _ in range(5 * CHUNK + 3)]
+        for member in members:
+            member.received_by_all = handed
+            broker.join("room", member)
+        broker.join("room", Broken())  # a broken member among them changes nothing
+
+        async def all_started(count):
+            while len(started) < count:
+                await asyncio.sleep(0)
+
+        # From another thread (one callback per loop), then from the loop itself.
+        await asyncio.to_thread(broker.publish, "room", "from a thread")
+        await all_started(len(members))
+        await broker.apublish("room", "from the loop")
+        await all_started(2 * len(members))
+        return members, started, handed
+
+    members, started, handed = asyncio.run(main())
+    expected = [("room", "from a thread"), ("room", "from the loop")]
+    assert all(member.received == expected for member in members)
+    # Each member was handed the message with less than a chunk of others' work pending.
+    assert max(member.most_pending for member in members) < CHUNK
+    assert started == handed  # in the order they were handed it
+
+
 @pytest.mark.parametrize(
     ("group", "error"),
     [(None, TypeError), (b"bytes", TypeError), ("", ValueError), ("x" * 256, ValueError)],
