@@ -9,6 +9,7 @@ server writes nothing after it. No protocol logic lives here.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
@@ -16,6 +17,7 @@ from typing import Any
 
 from asgiref.sync import SyncToAsync, sync_to_async
 from django.db import close_old_connections, connections
+from django.db.backends.signals import connection_created
 from django.http import HttpRequest, HttpResponse
 
 from . import handshake
@@ -341,10 +343,34 @@ def _close_thread_connections() -> None:
 db_hygiene: ContextVar[bool] = ContextVar("django_websocket_db_hygiene", default=True)
 
 
+class _ThreadDB(threading.local):
+    #: Whether a DB connection opened on this thread may still be open.
+    connected = False
+
+
+_thread_db = _ThreadDB()
+
+
+def _connection_created(**kwargs: Any) -> None:
+    _thread_db.connected = True
+
+
+connection_created.connect(_connection_created, dispatch_uid="django_websocket.accept")
+
+
 def close_connections() -> None:
-    """Run Django's ``close_old_connections()`` unless the test client runs us."""
-    if db_hygiene.get():
+    """Run Django's ``close_old_connections()`` unless the test client runs us.
+
+    It runs around every hook of a sync view, so per message. On a thread with no
+    open DB connection it would close nothing, and its check of every alias costs
+    more than an echo's framing: it is skipped until Django opens one here again
+    (``connection_created``).
+    """
+    if _thread_db.connected and db_hygiene.get():
         close_old_connections()
+        _thread_db.connected = any(
+            conn.connection is not None for conn in connections.all(initialized_only=True)
+        )
 
 
 def _release(websocket: BaseWebSocket) -> None:

@@ -169,6 +169,16 @@ def test_db_view_works_across_many_messages(server):
     assert counts == list(range(counts[0], counts[0] + 50))
 
 
+def test_each_hook_of_a_sync_view_starts_with_its_db_connection_closed(server):
+    """close_old_connections() runs around every hook, also when skipped for speed."""
+    with connect(server.ws_url("/ws/db-hooks/")) as ws:
+        replies = []
+        for index in range(5):
+            ws.send(f"m{index}")
+            replies.append(ws.recv(timeout=10))
+    assert replies == [f"m{index}:closed" for index in range(5)]
+
+
 @pytest.mark.timeout(180)
 def test_server_stays_healthy_across_30_db_sessions(server):
     before = db_status(server)

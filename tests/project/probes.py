@@ -16,10 +16,11 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from django_websocket import ConnectionClosed, accept_websocket, require_websocket
+from django_websocket import ConnectionClosed, WebSocketView, accept_websocket, require_websocket
 
 # --- helpers ------------------------------------------------------------------
 
@@ -259,6 +260,19 @@ def db_per_message(request):
     for message in request.websocket:
         User.objects.create(username=f"u-{message}")
         request.websocket.send(f"{message}:{User.objects.count()}")
+
+
+class DBHooks(WebSocketView):
+    """Reply ``<message>:open|closed``: was a DB connection open as the hook began?
+
+    The handshake's session middleware and every hook query the DB; with the
+    default ``CONN_MAX_AGE = 0`` each hook must start with it closed (SPEC 6).
+    """
+
+    def on_message(self, message):
+        was_open = connection.connection is not None
+        User.objects.count()
+        self.send(f"{message}:{'open' if was_open else 'closed'}")
 
 
 @require_websocket

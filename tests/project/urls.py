@@ -24,6 +24,7 @@ urlpatterns = [
     path("ws/return/", probes.return_now),
     path("ws/bytes/", probes.send_bytes),
     path("ws/db/", probes.db_per_message),
+    path("ws/db-hooks/", probes.DBHooks.as_view()),
     path("ws/subprotocol/", probes.subprotocol_report),
     path("ws/async-echo-once/", probes.async_echo_once),
     path("ws/async-echo/", probes.async_echo),
