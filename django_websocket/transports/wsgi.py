@@ -25,24 +25,55 @@ __all__ = ["SocketTransport", "accept_socket"]
 READ_SIZE = 65536
 
 
-def wait_readable(
-    sock: socket.socket, timeout: float | None, wake_fd: int | None = None
-) -> list[int]:
-    """Wait until ``sock`` (or ``wake_fd``) has data or EOF; return the ready fds.
+# getattr: eventlet's green select has no poll (nor its constants).
+_POLLIN = sum(getattr(select, name, 0) for name in ("POLLIN", "POLLERR", "POLLHUP"))
+_POLLOUT = sum(getattr(select, name, 0) for name in ("POLLOUT", "POLLERR", "POLLHUP"))
+
+
+class _Waiter:
+    """Wait for fds to become readable (or writable); one poll object, reused.
 
     ``poll`` has no file-descriptor limit, unlike ``select`` (1024); under eventlet,
     whose monkey-patching removes ``poll``, its green ``select`` has no such limit.
     """
-    fds = [sock.fileno()] if wake_fd is None else [sock.fileno(), wake_fd]
-    poll = getattr(select, "poll", None)
-    if poll is not None:
-        poller = poll()
-        for fd in fds:
-            poller.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
-        ms = None if timeout is None else max(timeout, 0.0) * 1000
-        return [fd for fd, _ in poller.poll(ms)]
-    readable, _, _ = select.select(fds, [], [], timeout)
-    return list(readable)
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.fd = sock.fileno()
+        self._fds = [self.fd]
+        poll = getattr(select, "poll", None)
+        self._poller = poll() if poll is not None else None
+        if self._poller is not None:
+            self._poller.register(self.fd, _POLLIN)
+
+    def add(self, fd: int) -> None:
+        """Also wake up when ``fd`` (an eventfd) is readable."""
+        self._fds.append(fd)
+        if self._poller is not None:
+            self._poller.register(fd, _POLLIN)
+
+    def discard(self, fd: int) -> None:
+        if fd in self._fds:
+            self._fds.remove(fd)
+            if self._poller is not None:
+                self._poller.unregister(fd)
+
+    def readable(self, timeout: float | None) -> list[int]:
+        """Wait until the socket or an added fd has data or EOF; return the ready fds."""
+        if self._poller is not None:
+            ms = None if timeout is None else max(timeout, 0.0) * 1000
+            return [fd for fd, _ in self._poller.poll(ms)]
+        readable, _, _ = select.select(self._fds, [], [], timeout)
+        return list(readable)
+
+    def writable(self, timeout: float | None) -> bool:
+        """Wait until the socket can take more bytes (a poll of its own: any thread writes)."""
+        poll = getattr(select, "poll", None)
+        if poll is not None:
+            poller = poll()
+            poller.register(self.fd, _POLLOUT)
+            return bool(poller.poll(None if timeout is None else max(timeout, 0.0) * 1000))
+        _, writable, _ = select.select([], [self.fd], [], timeout)
+        return bool(writable)
 
 
 class SocketTransport:
@@ -53,9 +84,16 @@ class SocketTransport:
         protocol: the connection's framing, already past the opening handshake.
     """
 
-    def __init__(self, sock: socket.socket, protocol: FrameProtocol) -> None:
+    def __init__(
+        self, sock: socket.socket, protocol: FrameProtocol, send_timeout: float | None = None
+    ) -> None:
+        # Non-blocking: reads wait in our poll (one syscall less than a socket
+        # timeout's, which polls again) and writes time out by our own poll.
+        sock.setblocking(False)
         self._sock = sock
         self._proto = protocol
+        self._send_timeout = send_timeout
+        self._waiter = _Waiter(sock)
         self._write_lock = threading.Lock()  # guards the protocol and socket writes
         self._events: deque[Event] = deque()
         self._eof = False
@@ -69,12 +107,22 @@ class SocketTransport:
         """Write what the protocol queued; called with the write lock held."""
         for data in self._proto.data_to_send():
             if data:
-                self._sock.sendall(data)
+                self._sendall(data)
             elif not self._write_closed:
                 # websockets asks to half-close: the server closes TCP first (RFC 6455 7.1.1).
                 self._write_closed = True
                 with contextlib.suppress(OSError):
                     self._sock.shutdown(socket.SHUT_WR)
+
+    def _sendall(self, data: bytes) -> None:
+        """Write all of ``data``; :class:`TimeoutError` if the peer takes none for a while."""
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[self._sock.send(view) :]
+            except BlockingIOError:
+                if not self._waiter.writable(self._send_timeout):
+                    raise TimeoutError("send timed out") from None
 
     def send(self, message: Message) -> None:
         """Send one message; raise :class:`ConnectionClosed` (1006) if the socket failed."""
@@ -137,20 +185,19 @@ class SocketTransport:
                 close = self._proto.close_event or Close(CloseCode.ABNORMAL_CLOSURE, "")
                 self._proto.close_event = close
                 return close
-            if deadline is not None or self._wake_fd is not None:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                ready = wait_readable(self._sock, remaining, self._wake_fd)
-                if not ready:
-                    return None
-                if self._wake_fd in ready:
-                    with contextlib.suppress(BlockingIOError):
-                        os.read(self._wake_fd, 8)
-                    if self._sock.fileno() not in ready:
-                        return WAKE
+            remaining = None if deadline is None else deadline - time.monotonic()
+            ready = self._waiter.readable(remaining)
+            if not ready:
+                return None
+            if self._wake_fd is not None and self._wake_fd in ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake_fd, 8)
+                if self._waiter.fd not in ready:
+                    return WAKE
             try:
                 data = self._sock.recv(READ_SIZE)
-            except TimeoutError:
-                continue  # the send timeout also bounds a blocking recv: just wait on
+            except BlockingIOError:
+                continue  # readable was a false alarm
             except OSError:
                 data = b""
             self.feed(data)
@@ -164,6 +211,7 @@ class SocketTransport:
             else:  # not Linux
                 self._wake_fd, self._wake_write = os.pipe()
                 os.set_blocking(self._wake_fd, False)
+            self._waiter.add(self._wake_fd)
 
     def wake(self) -> None:
         """Interrupt a blocked :meth:`receive` (from any thread)."""
@@ -174,6 +222,7 @@ class SocketTransport:
     def _close_wake(self) -> None:
         with self._wake_lock:
             if self._wake_fd is not None:
+                self._waiter.discard(self._wake_fd)
                 os.close(self._wake_fd)
                 if hasattr(self, "_wake_write"):
                     os.close(self._wake_write)
@@ -192,11 +241,13 @@ class SocketTransport:
         deadline = time.monotonic() + (timeout if timeout is not None else 10.0)
         while not self._eof:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not wait_readable(self._sock, remaining):
+            if remaining <= 0 or not self._waiter.readable(remaining):
                 break
             try:
                 if not self._sock.recv(READ_SIZE):
                     break
+            except BlockingIOError:
+                continue
             except OSError:
                 break
 
@@ -218,12 +269,10 @@ def accept_socket(
         HandshakeError: if ``websockets`` refuses the request.
         OSError: if writing the ``101`` response fails.
     """
-    # Writes that make no progress for this long fail (a client that stopped reading);
-    # reads wait on poll() first, so the timeout never ends a quiet connection.
-    sock.settimeout(send_timeout)
     protocol = FrameProtocol(max_message_size=max_message_size, compression=compression)
     protocol.accept(path, headers, subprotocol)
-    transport = SocketTransport(sock, protocol)
+    # Writes that make no progress for send_timeout fail (a client that stopped reading).
+    transport = SocketTransport(sock, protocol, send_timeout)
     with transport._write_lock:
         transport._flush()
     if read_buffer:
