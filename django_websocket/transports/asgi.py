@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
@@ -38,6 +39,9 @@ MAX_QUEUE = 64
 LOOP_TIMEOUT = 10.0
 # Seconds between a waiting sync view's checks that the server's loop still runs.
 SLICE = 1.0
+# Messages a sync view may have sent that the server has not taken yet: its thread
+# goes on without waiting for each send, and waits (bounded) beyond this many.
+SEND_WINDOW = 16
 
 
 def _still_cancelling(task: asyncio.Task[Any] | None) -> bool:
@@ -196,7 +200,10 @@ class ASGIThreadTransport:
     """Carry an ASGI connection to a sync view on another thread (a blocking Transport).
 
     A task on the event loop receives into a thread-safe channel (pausing at
-    :data:`MAX_QUEUE` unread messages); sends are scheduled on the loop and awaited.
+    :data:`MAX_QUEUE` unread messages). Sends go into an outbox that a task on the
+    loop empties in order; the view's thread waits only when :data:`SEND_WINDOW`
+    of them are not yet sent (a thread hand-off per message otherwise dominated a
+    sync view's echo). A failed send is reported by the next one.
     """
 
     server_keepalive = True
@@ -211,6 +218,10 @@ class ASGIThreadTransport:
         #: Seconds a send may wait for the server (a client that stopped reading
         #: blocks it); then the connection is dropped. Set from CLOSE_TIMEOUT.
         self.send_timeout: float | None = LOOP_TIMEOUT
+        self._window = threading.BoundedSemaphore(SEND_WINDOW)
+        self._send_error: ConnectionClosed | None = None
+        self._outbox: deque[Message | Close] = deque()  # the loop's side only
+        self._sender: asyncio.Task[None] | None = None
         self._pump = asyncio.run_coroutine_threadsafe(self._receive_events(), loop)
         _loop_watch.add(self)
 
@@ -290,23 +301,83 @@ class ASGIThreadTransport:
         self.send_timeout = timeout
 
     def send(self, message: Message) -> None:
-        self._run(self._transport.send(message), self.send_timeout)
+        error = self._send_error
+        if error is not None:
+            raise ConnectionClosed(error.code, error.reason)
+        self._reserve()
+        try:
+            self._loop.call_soon_threadsafe(self._post, message)
+        except RuntimeError:  # the loop closed meanwhile
+            self._window.release()
+            raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, "server stopped") from None
+
+    def _reserve(self) -> None:
+        """Take a place in the send window; wait (not for ever) while it is full.
+
+        Raises:
+            ConnectionClosed: the server took no message for :attr:`send_timeout`
+                seconds (a client that stopped reading), or its loop stopped.
+        """
+        timeout = LOOP_TIMEOUT if self.send_timeout is None else self.send_timeout
+        deadline = time.monotonic() + timeout
+        while not self._window.acquire(timeout=min(SLICE, max(deadline - time.monotonic(), 0))):
+            running = self._loop.is_running()
+            if running and time.monotonic() < deadline:
+                continue
+            self._closed = self._closed or Close(CloseCode.ABNORMAL_CLOSURE, "")
+            if running:
+                with contextlib.suppress(RuntimeError):
+                    self._loop.call_soon_threadsafe(self._stop_sending)
+            reason = "send timed out" if running else "server loop stopped"
+            raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, reason)
+        if not self._loop.is_running():
+            self._window.release()
+            self._closed = self._closed or Close(CloseCode.ABNORMAL_CLOSURE, "server stopped")
+            raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, "server stopped")
+
+    def _post(self, item: Message | Close) -> None:
+        """Queue a message or close frame for the server (on the loop)."""
+        self._outbox.append(item)
+        if self._sender is None:
+            self._sender = self._loop.create_task(self._send_outbox())
+
+    async def _send_outbox(self) -> None:
+        try:
+            while self._outbox:
+                item = self._outbox.popleft()
+                if isinstance(item, Close):
+                    await self._transport.send_close(item.code, item.reason)
+                    continue
+                try:
+                    await self._transport.send(item)
+                except ConnectionClosed as exc:
+                    self._send_error = exc
+                finally:
+                    self._window.release()
+        finally:
+            self._sender = None
+
+    def _stop_sending(self) -> None:
+        self._outbox.clear()
+        if self._sender is not None:
+            self._sender.cancel()
 
     def send_close(self, code: int, reason: str) -> None:
         # Not awaited: from another thread (shutdown closing every connection) it must
-        # not wait for this one's closing handshake. The loop runs callbacks in
-        # order, so the frame still follows the messages sent before it.
+        # not wait for this one's closing handshake. Through the outbox, the frame
+        # follows the messages sent before it.
         if self._loop.is_running():
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                asyncio.run_coroutine_threadsafe(
-                    self._transport.send_close(code, reason), self._loop
-                )
+                self._loop.call_soon_threadsafe(self._post, Close(code, reason))
 
     def ping(self, data: bytes) -> bool:
         return False
 
     def abort(self) -> None:
         self._closed = self._closed or Close(CloseCode.ABNORMAL_CLOSURE, "")
+        if self._loop.is_running():
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._stop_sending)  # nothing more is sent
         self.finish(None)
 
     def finish(self, timeout: float | None) -> None:
@@ -315,7 +386,15 @@ class ASGIThreadTransport:
             return
         self._loop.call_soon_threadsafe(self._pump.cancel)
         with contextlib.suppress(ConnectionClosed):
-            self._run(self._transport.finish(timeout))
+            self._run(self._finish(timeout))
+
+    async def _finish(self, timeout: float | None) -> None:
+        """Send what the outbox holds (bounded by ``timeout``), then finish."""
+        sender = self._sender
+        if sender is not None:
+            await asyncio.wait({sender}, timeout=timeout)
+            self._stop_sending()
+        await self._transport.finish(timeout)
 
     def enable_wake(self) -> None:
         pass

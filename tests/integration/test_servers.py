@@ -247,6 +247,15 @@ def test_echo_50_messages_in_order(ws_server):
     assert replies == messages
 
 
+def test_a_burst_of_sends_arrives_in_order_before_the_close(ws_server):
+    """A sync view's sends are not awaited one by one under ASGI (a send window)."""
+    with connect(ws_server.ws_url("/ws/lifecycle/")) as ws:
+        ws.send("burst 300")
+        replies = [ws.recv(timeout=TIMEOUT) for _ in range(300)]
+        assert replies == [f"b{index}" for index in range(300)]
+        assert expect_close(ws)[0] == 4000  # daphne drops close reasons
+
+
 # --- lifecycle ------------------------------------------------------------------------
 
 

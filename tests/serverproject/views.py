@@ -81,7 +81,10 @@ class Echo(WebSocketView):
 
 
 class Lifecycle(WebSocketView):
-    """Echo; ``"close 4000"`` makes the server close with 4000. Uses the default size limit."""
+    """Echo; ``"close 4000"`` makes the server close with 4000. Uses the default size limit.
+
+    ``"burst N"``: send ``b0`` ... ``b<N-1>`` at once, then close with 4000.
+    """
 
     def on_open(self):
         record(self.request, "open")
@@ -89,6 +92,10 @@ class Lifecycle(WebSocketView):
     def on_message(self, message):
         if message == "close 4000":
             self.close(4000, "server")
+        elif message.startswith("burst "):
+            for index in range(int(message.split()[1])):
+                self.send(f"b{index}")
+            self.close(4000, "burst done")
         else:
             self.send(message)
 
