@@ -19,6 +19,7 @@ from asgiref.sync import SyncToAsync, sync_to_async
 from django.db import close_old_connections, connections
 from django.db.backends.signals import connection_created
 from django.http import HttpRequest, HttpResponse
+from django.http.request import HttpHeaders
 
 from . import handshake
 from .conf import settings
@@ -92,9 +93,14 @@ class SessionResponse(HttpResponse):
     websocket_session = True
 
 
+def _headers(request: HttpRequest) -> Any:
+    """``request.headers``, without caching a copy on a request a session keeps for hours."""
+    return request.__dict__.get("headers") or HttpHeaders(request.META)
+
+
 def is_websocket(request: HttpRequest) -> bool:
     """Tell whether ``request`` asks to upgrade to WebSocket."""
-    return _server_validated(request) or handshake.is_websocket_request(request.headers)
+    return _server_validated(request) or handshake.is_websocket_request(_headers(request))
 
 
 def _server_validated(request: HttpRequest) -> bool:
@@ -115,11 +121,11 @@ def validate(request: HttpRequest) -> None:
     if not _server_validated(request):
         # The method as sent: Django upper-cases request.method, HTTP is case-sensitive.
         method = str(request.META.get("REQUEST_METHOD") or request.method or "")
-        handshake.validate_request(method, request.headers)
+        handshake.validate_request(method, _headers(request))
         return
     scope = getattr(request.META[servers.UPGRADE_KEY], "scope", None) or {}
     if scope.get("http_version", "1.1") in ("1.0", "1.1"):
-        handshake.validate_version_and_key(request.headers)
+        handshake.validate_version_and_key(_headers(request))
 
 
 def shutdown() -> None:
@@ -165,14 +171,15 @@ def _negotiate(
 ) -> str | None:
     """Validate the upgrade and its origin; return the chosen subprotocol."""
     validate(request)
+    headers = _headers(request)
     handshake.check_origin(
-        request.headers.get("Origin"),
+        headers.get("Origin"),
         host=request.META.get("HTTP_HOST", ""),
         allowed_origins=options.allowed_origins,
         allowed_hosts=_allowed_hosts(),
         trusted_origins=getattr(settings, "CSRF_TRUSTED_ORIGINS", ()),
     )
-    offered = handshake.offered_subprotocols(request.headers)
+    offered = handshake.offered_subprotocols(headers)
     if select_subprotocol is not None:
         return select_subprotocol(offered) if offered else None
     return handshake.select_subprotocol(offered, subprotocols)

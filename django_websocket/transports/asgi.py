@@ -16,7 +16,6 @@ import logging
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
@@ -220,7 +219,7 @@ class ASGIThreadTransport:
         self.send_timeout: float | None = LOOP_TIMEOUT
         self._window = threading.BoundedSemaphore(SEND_WINDOW)
         self._send_error: ConnectionClosed | None = None
-        self._outbox: deque[Message | Close] = deque()  # the loop's side only
+        self._outbox: list[Message | Close] = []  # the loop's side only
         self._sender: asyncio.Task[None] | None = None
         self._pump = asyncio.run_coroutine_threadsafe(self._receive_events(), loop)
         _loop_watch.add(self)
@@ -344,7 +343,7 @@ class ASGIThreadTransport:
     async def _send_outbox(self) -> None:
         try:
             while self._outbox:
-                item = self._outbox.popleft()
+                item = self._outbox.pop(0)
                 if isinstance(item, Close):
                     await self._transport.send_close(item.code, item.reason)
                     continue

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from typing import Protocol
 
 from ..events import Event, Message
@@ -103,7 +102,7 @@ class Channel:
     """A thread-safe FIFO of events whose ``get`` blocks with a timeout."""
 
     def __init__(self) -> None:
-        self._items: deque[Event] = deque()
+        self._items: list[Event] = []
         self._ready = threading.Condition()
 
     def put(self, item: Event) -> None:
@@ -122,4 +121,4 @@ class Channel:
                 if remaining is not None and remaining <= 0:
                     return None
                 self._ready.wait(remaining)
-            return self._items.popleft()
+            return self._items.pop(0)

@@ -13,7 +13,6 @@ import select
 import socket
 import threading
 import time
-from collections import deque
 from collections.abc import Sequence
 
 from ..events import WAKE, Close, CloseCode, Event, Message
@@ -95,7 +94,7 @@ class SocketTransport:
         self._send_timeout = send_timeout
         self._waiter = _Waiter(sock)
         self._write_lock = threading.Lock()  # guards the protocol and socket writes
-        self._events: deque[Event] = deque()
+        self._events: list[Event] = []
         self._eof = False
         self._write_closed = False
         self._wake_fd: int | None = None
@@ -201,7 +200,7 @@ class SocketTransport:
             except OSError:
                 data = b""
             self.feed(data)
-        return self._events.popleft()
+        return self._events.pop(0)
 
     def enable_wake(self) -> None:
         """Create the eventfd that :meth:`wake` writes to and :meth:`receive` polls."""
