@@ -25,6 +25,7 @@ from websockets.extensions.base import ServerExtensionFactory
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request
+from websockets.protocol import Protocol
 from websockets.protocol import State as WsState
 from websockets.server import ServerProtocol
 
@@ -73,6 +74,15 @@ class _ServerProtocol(ServerProtocol):
             # is dropped); websockets would answer 1002 (Autobahn case 7.1.5).
             self.current_size = None
         super().recv_frame(frame)
+
+    def forget_request(self) -> None:
+        """Parse frames with a fresh parser, as ``parse()`` does after the request.
+
+        The parser generator keeps the handshake request (~3 KiB of headers) as a
+        local for the whole session; websockets swaps parsers itself (``fail()``).
+        """
+        self.parser = Protocol.parse(self)
+        next(self.parser)
 
     def fail(self, code: int, reason: str = "") -> None:
         # One reason for 1009 whichever layer noticed (the core says the same), not
@@ -134,6 +144,7 @@ class FrameProtocol:
         if subprotocol is not None:
             response.headers["Sec-WebSocket-Protocol"] = subprotocol
         self._proto.send_response(response)
+        self._proto.forget_request()
 
     @property
     def extensions(self) -> list[str]:
