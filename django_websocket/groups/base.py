@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import logging
 import threading
+import weakref
+from collections import deque
 from typing import Any, Protocol
 
 from ..events import Message
@@ -72,16 +74,61 @@ def check_message(message: object) -> Message:
 CHUNK = 64
 
 
-def _enqueue_all(members: list[Any], group: str, message: Message, start: int = 0) -> None:
-    """Queue ``message`` for members of one event loop (runs on that loop, in chunks)."""
-    end = start + CHUNK
-    for member in members[start:end]:
+class _LoopDelivery:
+    """Hands broadcasts to one event loop's members: in order, CHUNK members a callback.
+
+    A later broadcast never starts before an earlier one reached every member, so a
+    member of two groups gets their messages in the order they were broadcast.
+    """
+
+    _of: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopDelivery] = (
+        weakref.WeakKeyDictionary()
+    )
+    _lock = threading.Lock()
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.pending: deque[tuple[list[Any], str, Message]] = deque()
+        self.next = 0  # the next member of pending[0]
+        self.busy = False  # running, or scheduled to run
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _LoopDelivery:
+        with cls._lock:
+            delivery = cls._of.get(loop)
+            if delivery is None:
+                delivery = cls._of[loop] = cls(loop)
+            return delivery
+
+    def add(self, members: list[Any], group: str, message: Message) -> None:
+        """Queue a broadcast for ``members``; on the loop."""
+        self.pending.append((members, group, message))
+        if not self.busy:
+            self.busy = True
+            self.run()
+
+    def run(self) -> None:
+        budget = CHUNK
         try:
-            member.enqueue(group, message)
-        except Exception:  # one broken member must not stop the others
-            logger.exception("Error delivering a message to group %r", group)
-    if end < len(members):
-        asyncio.get_running_loop().call_soon(_enqueue_all, members, group, message, end)
+            while self.pending and budget:
+                members, group, message = self.pending[0]
+                end = min(self.next + budget, len(members))
+                for member in members[self.next : end]:
+                    try:
+                        member.enqueue(group, message)
+                    except Exception:  # one broken member must not stop the others
+                        logger.exception("Error delivering a message to group %r", group)
+                budget -= end - self.next
+                if end == len(members):
+                    self.pending.popleft()
+                    self.next = 0
+                else:
+                    self.next = end
+        finally:
+            if self.pending:
+                self.loop.call_soon(self.run)
+            else:
+                self.busy = False
 
 
 class Broker:
@@ -148,12 +195,13 @@ class Broker:
         except RuntimeError:
             current = None
         for loop, batch in by_loop.items():
+            delivery = _LoopDelivery.of(loop)
             if loop is current:
-                _enqueue_all(batch, group, message)
+                delivery.add(batch, group, message)
                 continue
             # RuntimeError: that loop is closed, its connections are gone.
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_enqueue_all, batch, group, message)
+                loop.call_soon_threadsafe(delivery.add, batch, group, message)
 
     def publish(self, group: str, message: Message) -> None:
         """Send ``message`` to every member of ``group`` in every process."""

@@ -181,6 +181,39 @@ def test_loop_members_are_handed_a_message_in_chunks_the_loop_runs_between():
     assert started == handed  # in the order they were handed it
 
 
+def test_a_member_of_two_groups_gets_broadcasts_in_the_order_they_were_sent():
+    """A second broadcast does not overtake the chunks of the first one."""
+    from django_websocket.groups.base import CHUNK
+
+    broker = MemoryBroker("memory://")
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        started, handed = [], []
+        members = [LoopRecorder(loop, started) for _ in range(2 * CHUNK)]
+        for member in members:
+            member.received_by_all = handed
+            broker.join("room", member)
+        await broker.apublish("room", "probe")  # learn the order room's members are handed
+        while len(started) < len(members):
+            await asyncio.sleep(0)
+        late = handed[CHUNK:]  # past room's first chunk
+        for member in late:
+            broker.join("user", member)
+
+        await broker.apublish("room", "A")
+        await broker.apublish("user", "B")
+        while len(started) < len(members) * 2 + len(late):
+            await asyncio.sleep(0)
+        return late
+
+    late = asyncio.run(main())
+    assert len(late) == CHUNK
+    assert all(
+        [message for _, message in member.received] == ["probe", "A", "B"] for member in late
+    )
+
+
 @pytest.mark.parametrize(
     ("group", "error"),
     [(None, TypeError), (b"bytes", TypeError), ("", ValueError), ("x" * 256, ValueError)],
