@@ -221,6 +221,7 @@ class ASGIThreadTransport:
         self._send_error: ConnectionClosed | None = None
         self._outbox: list[Message | Close] = []  # the loop's side only
         self._sender: asyncio.Task[None] | None = None
+        self._stopped = False  # nothing more is sent (dropped, shut down)
         self._pump = asyncio.run_coroutine_threadsafe(self._receive_events(), loop)
         _loop_watch.add(self)
 
@@ -297,12 +298,17 @@ class ASGIThreadTransport:
 
     def watch_sends(self, timeout: float | None) -> None:
         """Drop the connection when a send waits more than ``timeout`` seconds."""
-        self.send_timeout = timeout
+        self.send_timeout = timeout  # a full outbox, for this thread
+        # The send under way, for the loop: a view that sends seldom never fills it.
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            self._loop.call_soon_threadsafe(self._transport.watch_sends, timeout)
 
     def send(self, message: Message) -> None:
         error = self._send_error
         if error is not None:
             raise ConnectionClosed(error.code, error.reason)
+        if self._stopped:
+            raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, "connection dropped")
         self._reserve()
         try:
             self._loop.call_soon_threadsafe(self._post, message)
@@ -326,7 +332,7 @@ class ASGIThreadTransport:
             self._closed = self._closed or Close(CloseCode.ABNORMAL_CLOSURE, "")
             if running:
                 with contextlib.suppress(RuntimeError):
-                    self._loop.call_soon_threadsafe(self._stop_sending)
+                    self._loop.call_soon_threadsafe(self.stop_sending)
             reason = "send timed out" if running else "server loop stopped"
             raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, reason)
         if not self._loop.is_running():
@@ -336,8 +342,12 @@ class ASGIThreadTransport:
 
     def _post(self, item: Message | Close) -> None:
         """Queue a message or close frame for the server (on the loop)."""
+        if self._stopped:
+            if not isinstance(item, Close):
+                self._window.release()
+            return
         self._outbox.append(item)
-        if self._sender is None:
+        if self._sender is None or self._sender.done():
             self._sender = self._loop.create_task(self._send_outbox())
 
     async def _send_outbox(self) -> None:
@@ -356,10 +366,15 @@ class ASGIThreadTransport:
         finally:
             self._sender = None
 
-    def _stop_sending(self) -> None:
+    def stop_sending(self) -> None:
+        """Drop what the outbox holds and send nothing more (on the loop)."""
+        self._stopped = True
+        for item in self._outbox:
+            if not isinstance(item, Close):
+                self._window.release()
         self._outbox.clear()
         if self._sender is not None:
-            self._sender.cancel()
+            self._sender.cancel()  # its send's place in the window is given back there
 
     def send_close(self, code: int, reason: str) -> None:
         # Not awaited: from another thread (shutdown closing every connection) it must
@@ -376,7 +391,7 @@ class ASGIThreadTransport:
         self._closed = self._closed or Close(CloseCode.ABNORMAL_CLOSURE, "")
         if self._loop.is_running():
             with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._stop_sending)  # nothing more is sent
+                self._loop.call_soon_threadsafe(self.stop_sending)  # nothing more is sent
         self.finish(None)
 
     def finish(self, timeout: float | None) -> None:
@@ -385,14 +400,15 @@ class ASGIThreadTransport:
             return
         self._loop.call_soon_threadsafe(self._pump.cancel)
         with contextlib.suppress(ConnectionClosed):
-            self._run(self._finish(timeout))
+            # _finish waits up to ``timeout`` for the outbox, then for the close.
+            self._run(self._finish(timeout), None if timeout is None else 2 * timeout + SLICE)
 
     async def _finish(self, timeout: float | None) -> None:
         """Send what the outbox holds (bounded by ``timeout``), then finish."""
         sender = self._sender
         if sender is not None:
             await asyncio.wait({sender}, timeout=timeout)
-            self._stop_sending()
+        self.stop_sending()
         await self._transport.finish(timeout)
 
     def enable_wake(self) -> None:
@@ -533,6 +549,8 @@ class ASGIConnection:
         The client gets 1001 if the server still sends; a sync view's thread, blocked
         waiting for an event the server will never deliver, is woken with that close.
         """
+        if self.thread_transport is not None:
+            self.thread_transport.stop_sending()  # the close below comes last
         if self.accepted:
             with contextlib.suppress(Exception):
                 await self.send({"type": "websocket.close", "code": int(CloseCode.GOING_AWAY)})
