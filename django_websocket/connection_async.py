@@ -106,7 +106,7 @@ class AsyncWebSocket(BaseWebSocket):
             self._pump_task = self._loop.create_task(self._pump())
 
     def _pop(self) -> Message:
-        message = self._messages.pop(0)
+        message = self._messages.popleft()
         if (
             self._pump_task is not None
             and not self._room.is_set()
