@@ -11,11 +11,12 @@ import contextlib
 import os
 import select
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Sequence
 
-from ..events import WAKE, Close, CloseCode, Event, Message
+from ..events import WAKE, Close, CloseCode, Event, Fifo, Message
 from ..exceptions import ConnectionClosed
 from ..protocol import FrameProtocol
 
@@ -27,6 +28,9 @@ READ_SIZE = 65536
 # getattr: eventlet's green select has no poll (nor its constants).
 _POLLIN = sum(getattr(select, name, 0) for name in ("POLLIN", "POLLERR", "POLLHUP"))
 _POLLOUT = sum(getattr(select, name, 0) for name in ("POLLOUT", "POLLERR", "POLLHUP"))
+# What a non-blocking socket raises when it cannot go on yet; a TLS socket also
+# raises SSLWantRead/SSLWantWrite (not BlockingIOError) in the middle of a record.
+_WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
 class _Waiter:
@@ -64,15 +68,22 @@ class _Waiter:
         readable, _, _ = select.select(self._fds, [], [], timeout)
         return list(readable)
 
-    def writable(self, timeout: float | None) -> bool:
-        """Wait until the socket can take more bytes (a poll of its own: any thread writes)."""
+    def alone(self, timeout: float | None, *, write: bool) -> bool:
+        """Wait until the socket is writable (or readable); a poll of its own, for writers.
+
+        Writes come from any thread (groups, shutdown), while the view's thread may
+        be waiting in :meth:`readable`.
+        """
         poll = getattr(select, "poll", None)
         if poll is not None:
             poller = poll()
-            poller.register(self.fd, _POLLOUT)
+            poller.register(self.fd, _POLLOUT if write else _POLLIN)
             return bool(poller.poll(None if timeout is None else max(timeout, 0.0) * 1000))
-        _, writable, _ = select.select([], [self.fd], [], timeout)
-        return bool(writable)
+        fds = [self.fd]
+        readable, writable, _ = select.select(
+            [] if write else fds, fds if write else [], [], timeout
+        )
+        return bool(readable or writable)
 
 
 class SocketTransport:
@@ -93,8 +104,10 @@ class SocketTransport:
         self._proto = protocol
         self._send_timeout = send_timeout
         self._waiter = _Waiter(sock)
+        # TLS: bytes already decrypted and buffered, which poll() cannot see.
+        self._tls_pending = getattr(sock, "pending", None)
         self._write_lock = threading.Lock()  # guards the protocol and socket writes
-        self._events: list[Event] = []
+        self._events: Fifo[Event] = Fifo()
         self._eof = False
         self._write_closed = False
         self._wake_fd: int | None = None
@@ -119,9 +132,13 @@ class SocketTransport:
         while view:
             try:
                 view = view[self._sock.send(view) :]
-            except BlockingIOError:
-                if not self._waiter.writable(self._send_timeout):
-                    raise TimeoutError("send timed out") from None
+                continue
+            except ssl.SSLWantReadError:  # TLS renegotiation: the peer speaks first
+                write = False
+            except (BlockingIOError, ssl.SSLWantWriteError):
+                write = True
+            if not self._waiter.alone(self._send_timeout, write=write):
+                raise TimeoutError("send timed out")
 
     def send(self, message: Message) -> None:
         """Send one message; raise :class:`ConnectionClosed` (1006) if the socket failed."""
@@ -184,23 +201,27 @@ class SocketTransport:
                 close = self._proto.close_event or Close(CloseCode.ABNORMAL_CLOSURE, "")
                 self._proto.close_event = close
                 return close
-            remaining = None if deadline is None else deadline - time.monotonic()
-            ready = self._waiter.readable(remaining)
-            if not ready:
-                return None
-            if self._wake_fd is not None and self._wake_fd in ready:
-                with contextlib.suppress(BlockingIOError):
-                    os.read(self._wake_fd, 8)
-                if self._waiter.fd not in ready:
-                    return WAKE
+            if self._tls_pending is None or not self._tls_pending():
+                remaining = None if deadline is None else deadline - time.monotonic()
+                ready = self._waiter.readable(remaining)
+                if not ready:
+                    return None
+                if self._wake_fd is not None and self._wake_fd in ready:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._wake_fd, 8)
+                    if self._waiter.fd not in ready:
+                        return WAKE
             try:
                 data = self._sock.recv(READ_SIZE)
-            except BlockingIOError:
-                continue  # readable was a false alarm
+            except ssl.SSLWantWriteError:  # TLS renegotiation: our turn to write
+                self._waiter.alone(self._send_timeout, write=True)
+                continue
+            except _WOULD_BLOCK:
+                continue  # a false alarm, or half a TLS record so far
             except OSError:
                 data = b""
             self.feed(data)
-        return self._events.pop(0)
+        return self._events.popleft()
 
     def enable_wake(self) -> None:
         """Create the eventfd that :meth:`wake` writes to and :meth:`receive` polls."""
@@ -245,7 +266,7 @@ class SocketTransport:
             try:
                 if not self._sock.recv(READ_SIZE):
                     break
-            except BlockingIOError:
+            except _WOULD_BLOCK:
                 continue
             except OSError:
                 break

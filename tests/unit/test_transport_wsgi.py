@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
+import time
 
 import pytest
+import trustme
 from websockets.exceptions import ConnectionClosed as ClientClosed
 from websockets.sync.client import connect
 
@@ -16,7 +19,8 @@ from django_websocket.transports.wsgi import accept_socket
 class EchoServer:
     """Accept one connection at a time, take it over and echo until the peer closes."""
 
-    def __init__(self, **options):
+    def __init__(self, tls: ssl.SSLContext | None = None, **options):
+        self.tls = tls
         self.options = {"max_message_size": 2**20, "compression": "deflate", **options}
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
@@ -27,6 +31,8 @@ class EchoServer:
 
     def serve(self):
         sock, _ = self.listener.accept()
+        if self.tls is not None:
+            sock = self.tls.wrap_socket(sock, server_side=True)  # as gunicorn's --certfile
         with sock:
             data = b""
             while b"\r\n\r\n" not in data:
@@ -125,4 +131,53 @@ def test_nothing_is_written_after_the_close_and_tcp_ends_cleanly(server):
     assert head.startswith(b"HTTP/1.1 101")
     assert frames == bytes([0x88, 0x02, 0x03, 0xE8])  # the echoed close frame and nothing else
     assert server.done.wait(5)
+    assert server.closes == [(1000, "")]
+
+
+def chopping_proxy(target_port: int) -> int:
+    """Forward one connection, the client's bytes in 1,000-byte pieces (TCP segments)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def pipe(source: socket.socket, target: socket.socket, size: int) -> None:
+        try:
+            while data := source.recv(65536):
+                for start in range(0, len(data), size):
+                    target.sendall(data[start : start + size])
+                    time.sleep(0.001)  # each piece its own segment
+            target.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def run() -> None:
+        with listener:
+            client, _ = listener.accept()
+        with client, socket.create_connection(("127.0.0.1", target_port)) as server:
+            pipes = [
+                threading.Thread(target=pipe, args=(client, server, 1000), daemon=True),
+                threading.Thread(target=pipe, args=(server, client, 65536), daemon=True),
+            ]
+            for thread in pipes:
+                thread.start()
+            for thread in pipes:
+                thread.join(30)
+
+    threading.Thread(target=run, daemon=True).start()
+    return listener.getsockname()[1]
+
+
+def test_tls_records_that_arrive_in_pieces(make_server):
+    """gunicorn --certfile: a non-blocking TLS socket sees half records (SSLWantRead)."""
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    server = make_server(tls=server_context)
+    port = chopping_proxy(server.port)
+    uri = f"wss://127.0.0.1:{port}/echo"
+    with connect(uri, ssl=client_context, max_size=None, compression=None) as ws:
+        for size in (10, 100_000, 10):
+            ws.send(b"y" * size)  # 100 KB: seven TLS records, each in many pieces
+            assert ws.recv(timeout=10) == b"y" * size
+    assert server.done.wait(10)
     assert server.closes == [(1000, "")]
