@@ -351,8 +351,9 @@ db_hygiene: ContextVar[bool] = ContextVar("django_websocket_db_hygiene", default
 
 
 class _ThreadDB(threading.local):
-    #: Whether a DB connection opened on this thread may still be open.
-    connected = False
+    #: Whether a DB connection opened on this thread may still be open. True at
+    #: first: one may have been opened before our signal handler was connected.
+    connected = True
 
 
 _thread_db = _ThreadDB()
