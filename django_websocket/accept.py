@@ -15,7 +15,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any
 
-from asgiref.sync import SyncToAsync, sync_to_async
+from asgiref.sync import sync_to_async
 from django.db import close_old_connections, connections
 from django.db.backends.signals import connection_created
 from django.http import HttpRequest, HttpResponse
@@ -25,6 +25,7 @@ from . import handshake
 from .conf import settings
 from .connection import BaseWebSocket, WebSocket, registry
 from .connection_async import AsyncWebSocket
+from .contexts import connection_thread_retired, has_thread, take_thread
 from .events import CloseCode
 from .exceptions import ConnectionClosed, HandshakeError
 from .transports import servers
@@ -306,38 +307,20 @@ def _watch_sends(transport: object, options: Options) -> None:
         watch_sends(options.close_timeout)
 
 
-def _context_executors() -> tuple[Any, Any] | None:
-    """The current ThreadSensitiveContext and asgiref's map of their executors."""
-    context = getattr(SyncToAsync, "thread_sensitive_context", None)
-    executors = getattr(SyncToAsync, "context_to_thread_executor", None)
-    if context is None or executors is None:  # another asgiref: leave it be
-        return None
-    current = context.get(None)
-    return None if current is None else (current, executors)
-
-
-def connection_thread_retired() -> bool:
-    """Whether this connection's ThreadSensitiveContext has no thread (any more)."""
-    found = _context_executors()
-    return found is not None and found[0] not in found[1]
-
-
 async def _retire_handshake_thread() -> None:
     """Let an async view's connection go on without a thread of its own (ASGI).
 
     The ASGI entry point gives each connection a ThreadSensitiveContext, as Django
     does for a request: its middleware ran on that context's thread. An async
     session may last hours, and an idle thread per connection costs memory, so
-    the thread's DB connections are closed and the thread ends. A later
-    ``sync_to_async`` call (the ORM's async API) starts another one on demand.
+    the thread's DB connections are closed and the thread is parked for the next
+    handshake (:mod:`.contexts`). A later ``sync_to_async`` call (the ORM's async
+    API) starts another one on demand.
     """
-    found = _context_executors()
-    if found is None or found[0] not in found[1]:
+    if not has_thread():
         return
     await sync_to_async(_close_thread_connections, thread_sensitive=True)()
-    executor = found[1].pop(found[0], None)
-    if executor is not None:
-        executor.shutdown(wait=False)
+    take_thread()
 
 
 def _close_thread_connections() -> None:

@@ -27,6 +27,7 @@ from django.core.handlers.asgi import ASGIHandler
 from django.http import HttpResponseBase
 from django.urls import set_script_prefix
 
+from .contexts import connection_thread_retired, lend_thread, take_thread
 from .transports.asgi import ASGIConnection, Receive, Scope, Send
 from .transports.servers import UPGRADE_KEY
 
@@ -76,6 +77,7 @@ class WebSocketASGIHandler(ASGIHandler):
         if message["type"] != "websocket.connect":
             return  # the client left before the handshake
         connection = ASGIConnection(scope, receive, send)
+        lend_thread()  # a parked thread rather than a new one for the sync parts
         if get_script_prefix is not None:
             set_script_prefix(get_script_prefix(scope))
         else:
@@ -100,10 +102,9 @@ class WebSocketASGIHandler(ASGIHandler):
         # request_finished, on the connection's thread as Django does; an async view's
         # connection gave its thread back after the handshake (accept.py): then on a
         # pooled thread rather than a new one per connection.
-        from .accept import connection_thread_retired
-
         thread_sensitive = not connection_thread_retired()
         await sync_to_async(response.close, thread_sensitive=thread_sensitive)()
+        take_thread()  # parked for the next connection
 
     async def handle_lifespan(self, receive: Receive, send: Send) -> None:
         """Acknowledge startup; on shutdown close open WebSockets with 1001 first."""

@@ -1,0 +1,73 @@
+"""The thread of a connection's ``ThreadSensitiveContext`` under ASGI.
+
+The ASGI entry point gives each WebSocket connection a ThreadSensitiveContext, as
+Django does for each HTTP request: ``request_started``, sync middleware and a sync
+view run on that context's thread. asgiref starts a thread per context, and
+starting one (``Thread.start`` waits for it) was a quarter of a handshake's time:
+threads whose connection no longer needs them are parked here and lent to the
+next connections instead.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from asgiref.sync import SyncToAsync
+
+__all__ = ["connection_thread_retired", "has_thread", "lend_thread", "take_thread"]
+
+#: Idle connection threads kept per process; more are ended.
+MAX_PARKED = 32
+
+_parked: list[ThreadPoolExecutor] = []
+_lock = threading.Lock()
+
+
+def _context_executors() -> tuple[Any, Any] | None:
+    """The current ThreadSensitiveContext and asgiref's map of their executors."""
+    context = getattr(SyncToAsync, "thread_sensitive_context", None)
+    executors = getattr(SyncToAsync, "context_to_thread_executor", None)
+    if context is None or executors is None:  # another asgiref: leave it be
+        return None
+    current = context.get(None)
+    return None if current is None else (current, executors)
+
+
+def has_thread() -> bool:
+    """Whether the current ThreadSensitiveContext has a thread."""
+    found = _context_executors()
+    return found is not None and found[0] in found[1]
+
+
+def connection_thread_retired() -> bool:
+    """Whether this connection's ThreadSensitiveContext has no thread (any more)."""
+    found = _context_executors()
+    return found is not None and found[0] not in found[1]
+
+
+def lend_thread() -> None:
+    """Give the current context a parked thread, if there is one (before its first use)."""
+    found = _context_executors()
+    if found is None or found[0] in found[1]:
+        return
+    with _lock:
+        executor = _parked.pop() if _parked else None
+    if executor is not None:
+        found[1][found[0]] = executor
+
+
+def take_thread() -> None:
+    """Take the current context's thread away from it: park it, or end it."""
+    found = _context_executors()
+    if found is None:
+        return
+    executor = found[1].pop(found[0], None)
+    if executor is None:
+        return
+    with _lock:
+        if len(_parked) < MAX_PARKED:
+            _parked.append(executor)
+            return
+    executor.shutdown(wait=False)
