@@ -86,8 +86,9 @@ class _LoopDelivery:
     )
     _lock = threading.Lock()
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+    def __init__(self) -> None:
+        # No reference to the loop: it is this object's key in a WeakKeyDictionary
+        # (async views under WSGI servers run on a loop per connection).
         self.pending: deque[tuple[list[Any], str, Message]] = deque()
         self.next = 0  # the next member of pending[0]
         self.busy = False  # running, or scheduled to run
@@ -97,7 +98,7 @@ class _LoopDelivery:
         with cls._lock:
             delivery = cls._of.get(loop)
             if delivery is None:
-                delivery = cls._of[loop] = cls(loop)
+                delivery = cls._of[loop] = cls()
             return delivery
 
     def add(self, members: list[Any], group: str, message: Message) -> None:
@@ -126,7 +127,7 @@ class _LoopDelivery:
                     self.next = end
         finally:
             if self.pending:
-                self.loop.call_soon(self.run)
+                asyncio.get_running_loop().call_soon(self.run)
             else:
                 self.busy = False
 

@@ -322,3 +322,25 @@ def test_broker_error_is_public_and_a_websocket_error():
     from django_websocket import WebSocketError
 
     assert issubclass(BrokerError, WebSocketError)
+
+
+def test_delivery_state_does_not_keep_an_event_loop_alive():
+    """Async views under WSGI servers run on a loop per connection: none may leak."""
+    import gc
+    import weakref
+
+    broker = MemoryBroker("memory://")
+    loops = []
+    for _ in range(3):
+        loop = asyncio.new_event_loop()
+        member = LoopRecorder(loop, [])
+        member.received_by_all = []
+        broker.join("room", member)
+        loop.run_until_complete(broker.apublish("room", "hello"))
+        broker.leave("room", member)
+        assert member.received == [("room", "hello")]
+        loops.append(weakref.ref(loop))
+        loop.close()
+        del loop, member
+    gc.collect()
+    assert [ref() for ref in loops] == [None, None, None]
