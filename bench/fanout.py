@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import gc
 import os
 import resource
@@ -72,7 +71,7 @@ from tests.groups.servers import (  # noqa: E402
 )
 
 sys.path.insert(0, str(REPO_ROOT / "bench"))
-from loadgen import percentile, self_cpu  # noqa: E402  (bench/loadgen.py, shared)
+from loadgen import percentile, self_cpu, upgrade_request  # noqa: E402  (bench/loadgen.py)
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CONNECT_CONCURRENCY = 50
@@ -178,12 +177,7 @@ class RawMember(asyncio.Protocol):
 
     def __init__(self, url: str, recorder: Recorder) -> None:
         uri = parse_uri(url)
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.request = (
-            f"GET {uri.resource_name} HTTP/1.1\r\nHost: {uri.host}:{uri.port}\r\n"
-            f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
+        self.request = upgrade_request(uri.host, uri.port, uri.resource_name)
         self.recorder = recorder
         self.buffer = bytearray()
         self.upgraded = False

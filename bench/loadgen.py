@@ -28,7 +28,7 @@ import random
 import resource
 import string
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -123,18 +123,23 @@ class _Echoer:
             self.done.set_exception(ConnectionError(f"connection lost during echo: {exc}"))
 
 
+def upgrade_request(host: str, port: int, path: str) -> bytes:
+    """A WebSocket opening handshake request with a fresh key."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+
 class RawConnection(asyncio.Protocol, _Echoer):
     """A minimal RFC 6455 client: handshake, frame headers, ping, close."""
 
     name = "raw"
 
     def __init__(self, host: str, port: int, path: str) -> None:
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.request = (
-            f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
+        self.request = upgrade_request(host, port, path)
         loop = asyncio.get_running_loop()
         self.opened: asyncio.Future[None] = loop.create_future()
         self.closed: asyncio.Future[None] = loop.create_future()
@@ -454,24 +459,39 @@ class CPUMeter:
         self.client_cpu = 100 * (self_cpu() - self.start[1]) / wall
         self.server_cpu = 100 * (self.server.cpu_seconds() - self.start[2]) / wall
 
+    def shares(self) -> dict[str, float]:
+        """The interval's length and the CPU shares, as the results record them."""
+        return {"seconds": self.wall, "client_cpu": self.client_cpu, "server_cpu": self.server_cpu}
+
 
 async def open_many(
     client: Any, host: str, port: int, path: str, count: int, concurrency: int
 ) -> list[Any]:
     """Open ``count`` connections, at most ``concurrency`` handshakes at a time."""
-    semaphore = asyncio.Semaphore(concurrency)
     connections: list[Any] = []
 
     async def one() -> None:
-        async with semaphore:
-            connections.append(await client.open(host, port, path))
+        connections.append(await client.open(host, port, path))
 
-    results = await asyncio.gather(*(one() for _ in range(count)), return_exceptions=True)
-    errors = [r for r in results if isinstance(r, BaseException)]
+    errors = await run_limited(one, count, concurrency)
     if errors:
         await close_all(connections)
         raise RuntimeError(f"{len(errors)}/{count} connections failed: {errors[0]!r}")
     return connections
+
+
+async def run_limited(
+    work: Callable[[], Awaitable[None]], count: int, concurrency: int
+) -> list[BaseException]:
+    """Run ``work()`` ``count`` times, ``concurrency`` at a time; return the errors."""
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one() -> None:
+        async with semaphore:
+            await work()
+
+    results = await asyncio.gather(*(one() for _ in range(count)), return_exceptions=True)
+    return [r for r in results if isinstance(r, BaseException)]
 
 
 async def close_all(connections: Iterable[Any], timeout: float = 10) -> None:
@@ -514,9 +534,7 @@ async def echo(
         "mib_per_s": total * size / meter.wall / (1 << 20),
         "p50_ms": 1000 * percentile(rtts, 50),
         "p99_ms": 1000 * percentile(rtts, 99),
-        "seconds": meter.wall,
-        "client_cpu": meter.client_cpu,
-        "server_cpu": meter.server_cpu,
+        **meter.shares(),
     }
 
 
@@ -535,24 +553,16 @@ async def handshakes(
     One handshake is: TCP connect, upgrade request, 101 response, then the closing
     handshake (close frame each way). Returns handshakes/s and the CPU shares.
     """
-    semaphore = asyncio.Semaphore(concurrency)
 
     async def one() -> None:
-        async with semaphore:
-            conn = await client.open(host, port, path)
-            await conn.close()
+        conn = await client.open(host, port, path)
+        await conn.close()
 
     with CPUMeter(server) as meter:
-        results = await asyncio.gather(*(one() for _ in range(count)), return_exceptions=True)
-    errors = [r for r in results if isinstance(r, BaseException)]
+        errors = await run_limited(one, count, concurrency)
     if errors:
         raise RuntimeError(f"{len(errors)}/{count} handshakes failed: {errors[0]!r}")
-    return {
-        "handshakes_per_s": count / meter.wall,
-        "seconds": meter.wall,
-        "client_cpu": meter.client_cpu,
-        "server_cpu": meter.server_cpu,
-    }
+    return {"handshakes_per_s": count / meter.wall, **meter.shares()}
 
 
 async def quiesce(server: ProcessTree, timeout: float = 60, busy: float = 5.0) -> float:
