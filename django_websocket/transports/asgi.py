@@ -259,19 +259,30 @@ class ASGIThreadTransport:
             coroutine,  # type: ignore[arg-type]
             self._loop,
         )
+        try:
+            self._wait(lambda t: bool(concurrent.futures.wait([future], t).done), timeout)
+        except ConnectionClosed:
+            future.cancel()
+            raise
+        return future.result()
+
+    def _wait(self, ready: Callable[[float], bool], timeout: float | None) -> None:
+        """Call ``ready(seconds)`` in slices until it is true, but not forever.
+
+        In slices: a server that stops its loop (daphne at shutdown) never runs what
+        this thread waits for.
+
+        Raises:
+            ConnectionClosed: not ready within ``timeout`` seconds, or the loop stopped.
+        """
         deadline = time.monotonic() + (LOOP_TIMEOUT if timeout is None else timeout)
-        while True:
-            # In slices: a server that stops its loop (daphne at shutdown) never runs it.
-            try:
-                return future.result(min(SLICE, max(deadline - time.monotonic(), 0.0)))
-            except concurrent.futures.TimeoutError as exc:
-                running = self._loop.is_running()
-                if running and time.monotonic() < deadline:
-                    continue
-                future.cancel()
-                self._closed = self._closed or Close(CloseCode.ABNORMAL_CLOSURE, "")
-                reason = "send timed out" if running else "server loop stopped"
-                raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, reason) from exc
+        while not ready(min(SLICE, max(deadline - time.monotonic(), 0.0))):
+            running = self._loop.is_running()
+            if running and time.monotonic() < deadline:
+                continue
+            self._closed = self._closed or Close(CloseCode.ABNORMAL_CLOSURE, "")
+            reason = "send timed out" if running else "server loop stopped"
+            raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, reason)
 
     def receive(self, timeout: float | None) -> Event | None:
         if self._closed is not None:
@@ -323,18 +334,13 @@ class ASGIThreadTransport:
             ConnectionClosed: the server took no message for :attr:`send_timeout`
                 seconds (a client that stopped reading), or its loop stopped.
         """
-        timeout = LOOP_TIMEOUT if self.send_timeout is None else self.send_timeout
-        deadline = time.monotonic() + timeout
-        while not self._window.acquire(timeout=min(SLICE, max(deadline - time.monotonic(), 0))):
-            running = self._loop.is_running()
-            if running and time.monotonic() < deadline:
-                continue
-            self._closed = self._closed or Close(CloseCode.ABNORMAL_CLOSURE, "")
-            if running:
+        try:
+            self._wait(lambda t: self._window.acquire(timeout=t), self.send_timeout)
+        except ConnectionClosed:
+            if self._loop.is_running():
                 with contextlib.suppress(RuntimeError):
                     self._loop.call_soon_threadsafe(self.stop_sending)
-            reason = "send timed out" if running else "server loop stopped"
-            raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, reason)
+            raise
         if not self._loop.is_running():
             self._window.release()
             self._closed = self._closed or Close(CloseCode.ABNORMAL_CLOSURE, "server stopped")
@@ -428,22 +434,24 @@ class _SendWatch:
         weakref.WeakKeyDictionary()
     )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def __init__(self) -> None:
+        # Nothing that refers to the loop (a timer handle does): it is this object's
+        # key in a WeakKeyDictionary. Its methods run on the loop.
         self._transports: weakref.WeakSet[ASGITransport] = weakref.WeakSet()
-        self._timer: asyncio.TimerHandle | None = None
+        self._scheduled = False
 
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop) -> _SendWatch:
         watch = cls._watches.get(loop)
         if watch is None:
-            watch = cls._watches[loop] = cls(loop)
+            watch = cls._watches[loop] = cls()
         return watch
 
     def add(self, transport: ASGITransport) -> None:
         self._transports.add(transport)
-        if self._timer is None:
-            self._timer = self._loop.call_later(SLICE, self._check)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_later(SLICE, self._check)
 
     @classmethod
     def discard(cls, transport: ASGITransport) -> None:
@@ -453,12 +461,13 @@ class _SendWatch:
             watch._transports.discard(transport)
 
     def _check(self) -> None:
-        self._timer = None
+        self._scheduled = False
         now = time.monotonic()
         for transport in list(self._transports):
             transport._check_send(now)
         if self._transports:
-            self._timer = self._loop.call_later(SLICE, self._check)
+            self._scheduled = True
+            asyncio.get_running_loop().call_later(SLICE, self._check)
 
 
 class _LoopWatch:
