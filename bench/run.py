@@ -70,6 +70,8 @@ from lineup import HOST, SERVERS, Server, ServerSpec, missing_modules  # noqa: E
 
 REFERENCE = "websockets"
 FANOUT_SCENARIOS = ("memory-uvicorn", "memory-gthread")
+#: The measurements of each server, in the order they run (--phases picks some).
+PHASES = ("idle", "handshakes", "latency", "echo_small", "echo_large")
 PACKAGES = (
     "django-websocket", "Django", "websockets", "uvicorn", "uvloop", "httptools", "gunicorn",
     "daphne", "Twisted", "autobahn", "starlette", "channels", "asgiref", "flask", "flask-sock",
@@ -214,6 +216,7 @@ async def measure_server(
         phases.append((key, functools.partial(
             loadgen.echo, client, HOST, port, path, server=tree, connections=connections,
             messages=messages, size=size, opcode=args.opcode, warmup=args.warmup)))  # fmt: skip
+    phases = [(key, start) for key, start in phases if key in args.phases]
     errors = []
     try:
         await wait_ready(server, client, args.startup_timeout)
@@ -731,6 +734,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma-separated names (default: all whose packages import)",
     )
     add("--list", action="store_true", help="list the servers and exit")
+    add(
+        "--phases",
+        type=lambda s: s.split(","),
+        default=list(PHASES),
+        help=f"comma-separated measurements (default: all of {','.join(PHASES)})",
+    )
     add("--repeat", type=int, help="repetitions, interleaved (default 3; --quick 1)")
     add("--connections", type=int, help="echo connections (default 50)")
     add("--messages", type=int, help="64 B messages per connection (default 2000)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any
@@ -44,7 +44,9 @@ __all__ = [
     "finish",
     "is_websocket",
     "refuse",
+    "retire_handshake_thread",
     "run_session",
+    "serve_async",
     "shutdown",
     "validate",
 ]
@@ -295,9 +297,25 @@ async def aaccept(
         raise
     websocket = AsyncWebSocket(transport, pump=pump, **_core_options(subprotocol, options))
     registry.add(websocket)
-    if upgrade is not None and getattr(upgrade, "server_validated", False):
-        await _retire_handshake_thread()
     return websocket
+
+
+async def serve_async(
+    request: HttpRequest, session: Coroutine[Any, Any, HttpResponse]
+) -> HttpResponse:
+    """Run an async view's ``session``: after the view returned where the server can, else now.
+
+    The ASGI entry point runs it once Django's response path has unwound: an idle
+    connection that may last hours then keeps no middleware frames, and no thread
+    of a sync middleware that called the view through ``async_to_sync``. Middleware
+    sees the :class:`SessionResponse` right after the handshake. Elsewhere (a WSGI
+    server, the test client) the session runs here, inside the view.
+    """
+    defer = getattr(request.META.get(servers.UPGRADE_KEY), "defer", None)
+    if defer is None:
+        return await session
+    defer(session)
+    return SessionResponse()
 
 
 def _watch_sends(transport: object, options: Options) -> None:
@@ -307,7 +325,7 @@ def _watch_sends(transport: object, options: Options) -> None:
         watch_sends(options.close_timeout)
 
 
-async def _retire_handshake_thread() -> None:
+async def retire_handshake_thread() -> None:
     """Let an async view's connection go on without a thread of its own (ASGI).
 
     The ASGI entry point gives each connection a ThreadSensitiveContext, as Django

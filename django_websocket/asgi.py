@@ -89,7 +89,7 @@ class WebSocketASGIHandler(ASGIHandler):
         if request is not None:
             request.META[UPGRADE_KEY] = connection
             try:
-                response = await self.get_response_async(request)
+                response = await self._respond(request, connection)
             except asyncio.CancelledError:
                 await connection.cancelled()
                 raise
@@ -103,8 +103,29 @@ class WebSocketASGIHandler(ASGIHandler):
         # connection gave its thread back after the handshake (accept.py): then on a
         # pooled thread rather than a new one per connection.
         thread_sensitive = not connection_thread_retired()
+        response._handler_class = self.__class__  # type: ignore[attr-defined]  # the sender
         await sync_to_async(response.close, thread_sensitive=thread_sensitive)()
         take_thread()  # parked for the next connection
+
+    async def _respond(self, request: Any, connection: ASGIConnection) -> HttpResponseBase:
+        """Get the view's response; then run an async view's session, deferred to here.
+
+        The session runs once the middleware chain has returned (``serve_async``).
+        Closing the response afterwards needs only its closers: the response, and
+        what middleware put in it, is not kept for the session's hours.
+        """
+        response = await self.get_response_async(request)
+        if connection.session is None:
+            return response
+        from .accept import SessionResponse, retire_handshake_thread  # they read settings
+
+        closers: list[Callable[[], None]] = response._resource_closers  # type: ignore[attr-defined]
+        del response
+        await retire_handshake_thread()
+        await connection.run_session()
+        finished = SessionResponse()
+        finished._resource_closers = closers  # type: ignore[attr-defined]
+        return finished
 
     async def handle_lifespan(self, receive: Receive, send: Send) -> None:
         """Acknowledge startup; on shutdown close open WebSockets with 1001 first."""

@@ -8,14 +8,23 @@ with or without :class:`~django_websocket.middleware.WebSocketMiddleware`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any, TypeVar
 
 from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest, HttpResponse
 
-from .accept import aaccept, accept, afinish, is_websocket, logger, refuse, run_session
+from .accept import (
+    aaccept,
+    accept,
+    afinish,
+    is_websocket,
+    logger,
+    refuse,
+    run_session,
+    serve_async,
+)
 from .connection import WebSocket
 from .connection_async import AsyncWebSocket
 from .events import CloseCode
@@ -59,6 +68,19 @@ async def _astart(request: HttpRequest, required: bool) -> AsyncWebSocket | Http
         return refuse(exc)
 
 
+async def _asession(websocket: AsyncWebSocket, view: Awaitable[object]) -> HttpResponse:
+    """Await an ``async def`` view's call on an accepted connection; always finish it."""
+    try:
+        await view
+    except ConnectionClosed:
+        logger.debug("The client left while the view was sending")
+    except Exception:
+        logger.exception("Error in WebSocket view")
+        if not websocket.closed:
+            await websocket.close(CloseCode.INTERNAL_ERROR, "internal error")
+    return await afinish(websocket)
+
+
 def _websocket_view(view: ViewFunc, required: bool) -> ViewFunc:
     if iscoroutinefunction(view):
 
@@ -68,15 +90,7 @@ def _websocket_view(view: ViewFunc, required: bool) -> ViewFunc:
             if not isinstance(started, AsyncWebSocket):
                 return started if started is not None else await view(request, *args, **kwargs)
             request.websocket = started  # type: ignore[attr-defined]
-            try:
-                await view(request, *args, **kwargs)
-            except ConnectionClosed:
-                logger.debug("The client left while the view was sending")
-            except Exception:
-                logger.exception("Error in WebSocket view")
-                if not started.closed:
-                    await started.close(CloseCode.INTERNAL_ERROR, "internal error")
-            return await afinish(started)
+            return await serve_async(request, _asession(started, view(request, *args, **kwargs)))
 
         wrapper: Any = async_wrapper
     else:

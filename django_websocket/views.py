@@ -37,8 +37,10 @@ from .accept import (
     is_websocket,
     refuse,
     release,
+    serve_async,
 )
 from .connection import OVERFLOW, Posted, WebSocket
+from .connection_async import AsyncWebSocket
 from .events import CloseCode, Message
 from .exceptions import ConnectionClosed, HandshakeError
 from .groups import abroadcast, broadcast, get_broker
@@ -339,6 +341,9 @@ class WebSocketView(View):
             )
         except HandshakeError as exc:
             return refuse(exc)
+        return await serve_async(request, self._session_async(websocket))
+
+    async def _session_async(self, websocket: AsyncWebSocket) -> HttpResponse:
         try:
             for group in self.groups:
                 self.join(group)

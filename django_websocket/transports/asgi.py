@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, MutableMapping
 from typing import Any
 
 from ..events import WAKE, Close, CloseCode, Event, Message
@@ -182,6 +182,10 @@ class ASGITransport:
         if self._waiter is not None and not self._woken:
             self._woken = True
             self._waiter.cancel()
+
+    def gone(self, close: Close) -> None:
+        """End the connection from the server's side: receive() returns ``close``."""
+        self._close = self._close or close
 
     async def abort(self) -> None:
         self._close = self._close or Close(CloseCode.ABNORMAL_CLOSURE, "")
@@ -530,7 +534,10 @@ class ASGIConnection:
         self.loop = asyncio.get_running_loop()
         self.accepted = False
         self.responded = False
+        self.transport: ASGITransport | None = None
         self.thread_transport: ASGIThreadTransport | None = None
+        #: An async view's session, to run once Django's response path unwound.
+        self.session: Coroutine[Any, Any, object] | None = None
 
     @property
     def can_send_status(self) -> bool:
@@ -544,7 +551,8 @@ class ASGIConnection:
         if subprotocol is not None:
             message["subprotocol"] = subprotocol
         await self.send(message)
-        return ASGITransport(self.receive, self.send)
+        self.transport = ASGITransport(self.receive, self.send)
+        return self.transport
 
     def accept(self, subprotocol: str | None) -> ASGIThreadTransport:
         """Accept from a sync view's thread; return a blocking transport."""
@@ -552,11 +560,27 @@ class ASGIConnection:
         self.thread_transport = ASGIThreadTransport(future.result(), self.loop)
         return self.thread_transport
 
+    def defer(self, session: Coroutine[Any, Any, object]) -> None:
+        """Keep an async view's ``session`` for :meth:`run_session` (see ``serve_async``)."""
+        self.session = session
+
+    async def run_session(self) -> None:
+        """Run the deferred session to its end; an error in it is logged, not raised."""
+        session, self.session = self.session, None
+        if session is None:
+            return
+        try:
+            await session
+        except Exception:  # the view's own errors were handled inside: ours
+            logger.exception("Error in WebSocket session")
+
     async def cancelled(self) -> None:
         """The server cancelled the connection (it is shutting down): end the session.
 
         The client gets 1001 if the server still sends; a sync view's thread, blocked
         waiting for an event the server will never deliver, is woken with that close.
+        A deferred session that had not started yet runs to its end on the closed
+        connection, so that it is released and its ``on_close`` runs.
         """
         if self.thread_transport is not None:
             self.thread_transport.stop_sending()  # the close below comes last
@@ -565,6 +589,9 @@ class ASGIConnection:
                 await self.send({"type": "websocket.close", "code": int(CloseCode.GOING_AWAY)})
         if self.thread_transport is not None:
             self.thread_transport.gone(Close(CloseCode.GOING_AWAY, "server shutting down"))
+        if self.session is not None and self.transport is not None:
+            self.transport.gone(Close(CloseCode.GOING_AWAY, "server shutting down"))
+            await self.run_session()
 
     async def refuse(
         self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes

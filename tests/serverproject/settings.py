@@ -64,6 +64,9 @@ MIDDLEWARE = [
     "django_websocket.middleware.WebSocketMiddleware",
 ]
 
+if os.environ.get("DJWS_SYNC_MIDDLEWARE") == "1":
+    MIDDLEWARE.append("tests.serverproject.middleware.SyncOnlyMiddleware")
+
 ROOT_URLCONF = "tests.serverproject.urls"
 WSGI_APPLICATION = "tests.serverproject.wsgi.application"
 ASGI_APPLICATION = "tests.serverproject.asgi.application"

@@ -23,6 +23,7 @@ urlpatterns = [
     path("ws/blocker/", views.Blocker.as_view()),
     # WebSocketView, async.
     path("ws/async-echo/", views.AsyncEcho.as_view()),
+    path("ws/async-echo-function/", views.async_echo_function),
     # The seed examples (SPEC section 5).
     path("ws/echo-once/", seed.echo_once),
     path("ws/lower/", seed.lower_case),

@@ -18,7 +18,7 @@ from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 
-from django_websocket import WebSocketView
+from django_websocket import WebSocketView, require_websocket
 
 _KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -200,3 +200,12 @@ class AsyncEcho(WebSocketView):
 
     async def on_close(self, code, reason):
         record(self.request, "close", code=code, reason=reason)
+
+
+@require_websocket
+async def async_echo_function(request):
+    """The 0.3 API's echo as an ``async def`` function view."""
+    record(request, "open", path=request.path)
+    async for message in request.websocket:
+        await request.websocket.send(message)
+    record(request, "close", code=request.websocket.close_code)

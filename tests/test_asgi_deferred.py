@@ -1,0 +1,151 @@
+"""The ASGI entry point runs an async view's session after the middleware returned.
+
+In process, with an in-test ASGI peer (an ``asyncio.Queue`` behind ``receive()``,
+as uvicorn, daphne and hypercorn have): a cancel (the server shutting down) that
+lands after the view deferred its session but before the session started must
+still run the session to its end, so ``on_close`` runs and the connection is
+released. tests/integration/test_asgi_sessions.py covers real servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from django.test import override_settings
+from django.urls import path
+
+from django_websocket import WebSocketView
+from django_websocket.asgi import get_asgi_application
+from django_websocket.connection import registry
+
+pytestmark = pytest.mark.asyncio
+
+
+class Events(list):
+    """What the app did, in order; ``until()`` wakes on each new entry."""
+
+    changed: asyncio.Event | None = None
+
+    def append(self, item) -> None:
+        super().append(item)
+        if self.changed is not None:
+            self.changed.set()
+
+
+events: Events = Events()
+sent: Events = Events()  # what the app sent to the client
+gate = {"event": None}
+
+
+class Recorder(WebSocketView):
+    async def on_open(self):
+        events.append(("open",))
+
+    async def on_message(self, message):
+        await self.send(message)
+
+    async def on_close(self, code, reason):
+        events.append(("close", code))
+
+
+class GateMiddleware:
+    """An async middleware that, once the view returned, waits for the test."""
+
+    sync_capable = False
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    async def __call__(self, request):
+        response = await self.get_response(request)
+        events.append(("middleware", response.status_code))
+        if gate["event"] is not None:
+            await gate["event"].wait()
+        return response
+
+
+urlpatterns = [path("ws/", Recorder.as_view())]
+
+SCOPE = {
+    "type": "websocket",
+    "asgi": {"version": "3.0"},
+    "http_version": "1.1",
+    "scheme": "ws",
+    "path": "/ws/",
+    "raw_path": b"/ws/",
+    "query_string": b"",
+    "root_path": "",
+    "headers": [
+        (b"host", b"testserver"),
+        (b"sec-websocket-version", b"13"),
+        (b"sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+    ],
+    "client": ("127.0.0.1", 50000),
+    "server": ("127.0.0.1", 80),
+    "subprotocols": [],
+}
+
+
+async def start() -> tuple[asyncio.Queue, asyncio.Task]:
+    incoming: asyncio.Queue[dict] = asyncio.Queue()
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    incoming.put_nowait({"type": "websocket.connect"})
+    app = get_asgi_application()
+    return incoming, asyncio.create_task(app(dict(SCOPE), incoming.get, send))
+
+
+async def until(condition, task: asyncio.Task, what: str) -> None:
+    """Wait until ``condition()`` holds; fail if the app ends first or after 10 s."""
+    changed = events.changed = sent.changed = asyncio.Event()
+    deadline = asyncio.get_running_loop().time() + 10
+    while not condition():
+        assert not task.done(), f"the app ended before: {what} ({events})"
+        left = deadline - asyncio.get_running_loop().time()
+        assert left > 0, f"not within 10 s: {what} ({events})"
+        changed.clear()
+        waiter = asyncio.ensure_future(changed.wait())
+        await asyncio.wait({waiter, task}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+
+
+@override_settings(
+    ROOT_URLCONF=__name__, MIDDLEWARE=[f"{__name__}.GateMiddleware"], ALLOWED_HOSTS=["*"]
+)
+async def test_the_session_runs_after_the_middleware_returned():
+    events.clear()
+    gate["event"] = None
+    sent.clear()
+    incoming, task = await start()
+    await until(lambda: ("open",) in events, task, "on_open ran")
+    assert events[:2] == [("middleware", 101), ("open",)]
+    incoming.put_nowait({"type": "websocket.receive", "text": "hi"})
+    await until(lambda: any(m.get("text") == "hi" for m in sent), task, "the echo")
+    incoming.put_nowait({"type": "websocket.disconnect", "code": 1000})
+    await asyncio.wait_for(task, 10)
+    assert events[-1] == ("close", 1000)
+    assert len(registry) == 0
+
+
+@override_settings(
+    ROOT_URLCONF=__name__, MIDDLEWARE=[f"{__name__}.GateMiddleware"], ALLOWED_HOSTS=["*"]
+)
+async def test_a_cancel_before_the_deferred_session_started_still_runs_on_close():
+    events.clear()
+    gate["event"] = asyncio.Event()  # never set: the cancel lands in the middleware
+    sent.clear()
+    try:
+        _, task = await start()
+        await until(lambda: ("middleware", 101) in events, task, "the view returned")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+    finally:
+        gate["event"] = None
+    assert events == [("middleware", 101), ("open",), ("close", 1001)]
+    assert {"type": "websocket.close", "code": 1001} in sent
+    assert len(registry) == 0
