@@ -76,7 +76,7 @@ $(BENCH_STAMP): pyproject.toml setup.py bench/requirements.txt
 	@if [ -e "$(BENCH_VENV)/bin/python" ] && [ "$$("$(BENCH_VENV)/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" != "$(PY_VERSION)" ]; then \
 		echo "$(BENCH_VENV) does not run Python $(PY_VERSION): recreating it"; rm -rf "$(BENCH_VENV)"; fi
 	@[ -x "$(BENCH_VENV)/bin/python" ] || { echo "creating $(BENCH_VENV) with $(PYTHON) (Python $(PY_VERSION))"; "$(PYTHON)" -m venv "$(BENCH_VENV)"; }
-	"$(BENCH_VENV)/bin/python" -m pip install --disable-pip-version-check --upgrade -e . -r bench/requirements.txt
+	"$(BENCH_VENV)/bin/python" -m pip install --disable-pip-version-check --upgrade -e ".[redis]" -r bench/requirements.txt
 	@rm -f "$(BENCH_VENV)"/.installed-*
 	@touch "$@"
 

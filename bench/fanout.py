@@ -455,7 +455,7 @@ async def run_scenario(
     }
 
 
-def start_servers(broker, layout, workdir, redis, extra_env=None, uvicorn_ws="websockets"):
+def start_servers(broker, layout, workdir, redis, extra_env=None, uvicorn_ws="websockets-sansio"):
     url = redis.url if broker == "redis" else "memory://"
     started = []
     try:
@@ -566,8 +566,10 @@ def main():
     )
     parser.add_argument(
         "--uvicorn-ws",
-        default="websockets",
-        help="uvicorn's --ws implementation (websockets, websockets-sansio, wsproto)",
+        default="websockets-sansio",
+        help="uvicorn's --ws implementation: websockets-sansio (default: what uvicorn's "
+        "'auto' picks when websockets is installed, as in bench/run.py), websockets "
+        "(the legacy one), wsproto",
     )
     parser.add_argument(
         "--server-gc-freeze",
