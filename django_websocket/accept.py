@@ -206,7 +206,7 @@ def _accept_wsgi(request: HttpRequest, subprotocol: str | None, options: Options
         subprotocol=subprotocol,
         max_message_size=options.max_message_size,
         compression=options.compression,
-        read_buffer=server.read_buffer(request.META),
+        read_buffer=lambda: server.read_buffer(request.META),
         send_timeout=options.close_timeout,
     )
     server.hijacked(request.META)

@@ -14,7 +14,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..events import WAKE, Close, CloseCode, Event, Fifo, Message
 from ..exceptions import ConnectionClosed
@@ -280,10 +280,15 @@ def accept_socket(
     subprotocol: str | None,
     max_message_size: int | None,
     compression: str | None,
-    read_buffer: bytes = b"",
+    read_buffer: bytes | Callable[[], bytes] = b"",
     send_timeout: float | None = None,
 ) -> SocketTransport:
     """Complete the opening handshake on ``sock`` and return its transport.
+
+    ``read_buffer`` is what the server read past the request head, or a callable
+    returning it, called once the request is accepted (before the socket is made
+    non-blocking): the server's reader is then no longer needed, while a refused
+    handshake leaves it for the server's next request on the connection.
 
     Raises:
         HandshakeError: if ``websockets`` refuses the request.
@@ -291,6 +296,8 @@ def accept_socket(
     """
     protocol = FrameProtocol(max_message_size=max_message_size, compression=compression)
     protocol.accept(path, headers, subprotocol)
+    if callable(read_buffer):  # accepted: the server's reader is done with
+        read_buffer = read_buffer()
     # Writes that make no progress for send_timeout fail (a client that stopped reading).
     transport = SocketTransport(sock, protocol, send_timeout)
     with transport._write_lock:

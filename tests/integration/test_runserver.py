@@ -218,3 +218,13 @@ def test_ASYNC_VIEW_under_wsgi_runserver_async_for(server):
         for message in ["one", b"two", "three"]:
             ws.send(message)
             assert ws.recv(timeout=10) == message
+
+
+def test_a_websocket_request_keeps_no_copy_of_the_process_environment(server):
+    """wsgiref puts os.environ in every environ; a session may last hours without it."""
+    status, _headers, body = http_request(server.http_url("/ws/meta/"))
+    assert status == 200
+    assert json.loads(body) == {"os_environ": True, "host": f"{server.host}:{server.port}"}
+    with connect(server.ws_url("/ws/meta/")) as ws:
+        facts = json.loads(ws.recv(timeout=10))
+    assert facts == {"os_environ": False, "host": f"{server.host}:{server.port}"}

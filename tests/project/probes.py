@@ -294,3 +294,12 @@ async def async_echo_once(request):
 async def async_echo(request):
     async for message in request.websocket:
         await request.websocket.send(message)
+
+
+@accept_websocket
+def meta_report(request):
+    """Report a few ``request.META`` facts, over HTTP or in one WebSocket message."""
+    facts = {"os_environ": "PATH" in request.META, "host": request.META.get("HTTP_HOST")}
+    if not request.is_websocket():
+        return JsonResponse(facts)
+    request.websocket.send(json.dumps(facts))

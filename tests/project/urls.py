@@ -28,4 +28,5 @@ urlpatterns = [
     path("ws/subprotocol/", probes.subprotocol_report),
     path("ws/async-echo-once/", probes.async_echo_once),
     path("ws/async-echo/", probes.async_echo),
+    path("ws/meta/", probes.meta_report),
 ]

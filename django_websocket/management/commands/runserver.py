@@ -38,6 +38,17 @@ class WebSocketServerHandler(basehttp.ServerHandler):
 
     environ: dict[str, Any]
     request_handler: Any
+    #: A WebSocket upgrade: its session may last hours, so keep less for it.
+    upgrade = False
+
+    def setup_environ(self) -> None:
+        if self.upgrade:
+            # wsgiref copies the process's environment into every environ (gunicorn
+            # and ASGI servers do not), and keeps the request handler's environ too.
+            self.os_environ = {}
+        super().setup_environ()
+        if self.upgrade:
+            self.base_env = {}  # merged into self.environ: not needed twice
 
     def finish_response(self) -> None:
         if self.environ.get(HIJACKED_KEY):
@@ -54,7 +65,13 @@ class WebSocketRequestHandler(basehttp.WSGIRequestHandler):
     server: Any
 
     def read_buffer(self) -> bytes:
-        """Return bytes the buffered reader holds past the request head, without blocking."""
+        """Hand over the bytes the buffered reader holds past the request head.
+
+        Called once, when the handshake is accepted and the socket becomes the
+        WebSocket's: nothing reads the reader afterwards, so it is closed, which frees
+        its buffer (8 KiB an idle connection would keep for hours). The socket
+        stays open.
+        """
         self.connection.setblocking(False)
         try:
             return self.rfile.read1(65536) or b""
@@ -62,6 +79,7 @@ class WebSocketRequestHandler(basehttp.WSGIRequestHandler):
             return b""
         finally:
             self.connection.setblocking(True)
+            self.rfile.close()
 
     @property
     def timeout(self) -> float | None:  # type: ignore[override]
@@ -88,12 +106,19 @@ class WebSocketRequestHandler(basehttp.WSGIRequestHandler):
             # hold a thread and a socket for ever (WEBSOCKET_HANDSHAKE_TIMEOUT).
             self.close_connection = True
             return
+        upgrade = "websocket" in self.headers.get("Upgrade", "").lower()
+        handler = WebSocketServerHandler(self.rfile, self.wfile, self.get_stderr(), self._environ())
+        handler.request_handler = self
+        if upgrade:
+            handler.upgrade = True
+            self.headers = None  # type: ignore[assignment]  # in the environ now: not kept
+        handler.run(self.server.get_app())
+
+    def _environ(self) -> dict[str, Any]:
         environ: dict[str, Any] = self.get_environ()
         environ[SOCKET_KEY] = self.connection
         environ[READ_BUFFER_KEY] = self.read_buffer
-        handler = WebSocketServerHandler(self.rfile, self.wfile, self.get_stderr(), environ)
-        handler.request_handler = self
-        handler.run(self.server.get_app())
+        return environ
 
 
 class WebSocketWSGIServer(basehttp.WSGIServer):
