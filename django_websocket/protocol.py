@@ -167,6 +167,10 @@ class FrameProtocol:
                 continue  # the handshake request, fed in accept()
             opcode = frame.opcode
             data = cast(bytes, frame.data)
+            # websockets' parser keeps the last frame as a local until another one
+            # arrives: without its payload, an idle connection does not hold its
+            # last message (up to the size limit) for as long as it stays open.
+            frame.data = b""
             if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
                 self._fragments = [data]
                 self._fragment_text = opcode is Opcode.TEXT

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
+
 import pytest
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
@@ -168,3 +171,23 @@ def test_a_request_websockets_refuses_raises_handshake_error():
     with pytest.raises(HandshakeError) as info:
         server.accept("/", [("Host", "x"), ("Upgrade", "websocket")], None)
     assert info.value.status in (400, 426)
+
+
+@pytest.mark.parametrize("send", ["send_text", "send_binary"])
+def test_a_received_message_is_not_kept_once_handed_over(send):
+    """websockets' parser keeps its last frame; an idle connection must not keep the payload."""
+    size = 2**20
+    server, client = connect(max_message_size=2 * size)
+    getattr(client, send)(b"x" * size)
+    data = b"".join(client.data_to_send())
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        events = server.receive_data(data)
+        assert len(events[0]) == size
+        del events, data
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < size // 8, f"{kept} bytes kept after a {size}-byte message"
