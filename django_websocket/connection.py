@@ -343,6 +343,7 @@ class WebSocket(BaseWebSocket):
         """Yield each message until the client closes the connection."""
         while (message := self.wait()) is not None:
             yield message
+            del message  # not kept alive while waiting for the next one
 
     def send(self, message: Message | bytearray | memoryview) -> None:
         """Send a message: text for ``str``, binary for bytes-like.

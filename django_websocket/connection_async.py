@@ -161,6 +161,7 @@ class AsyncWebSocket(BaseWebSocket):
     async def _iterate(self) -> AsyncIterator[Message]:
         while (message := await self.wait()) is not None:
             yield message
+            del message  # not kept alive while waiting for the next one
 
     # -- sending ---------------------------------------------------------------
 

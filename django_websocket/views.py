@@ -304,6 +304,9 @@ class WebSocketView(View):
                         self._guard(self.on_group_message, *event.item)
                     elif (decoded := self._decode(event)) is not _INVALID:
                         self._guard(self.on_message, decoded)
+                    # Not named while the loop waits: an idle connection would
+                    # keep its last message (up to the size limit) alive.
+                    event = decoded = None
         finally:
             self._leave_groups()
             try:
@@ -354,8 +357,10 @@ class WebSocketView(View):
                             message = json.loads(message)
                         except ValueError:
                             await websocket.close(CloseCode.INVALID_DATA, "invalid json")
+                            message = None
                             continue
                     await self._aguard(self.on_message, message)
+                    message = None  # not kept alive while the loop waits (see _serve)
         finally:
             self._leave_groups()
             if isinstance(self._member, _LoopMember):
