@@ -28,21 +28,23 @@ def traced_now():
 @pytest.mark.parametrize("path", ["/ws/echo/", "/ws/async-echo/"])
 @pytest.mark.parametrize("kind", ["bytes", "str"])
 def test_an_idle_view_keeps_no_message(path, kind):
-    with override_settings(WEBSOCKET_MAX_MESSAGE_SIZE=2 * SIZE):
-        with WebSocketClient().connect(path) as ws:
-            ws.send("warm")
-            assert ws.receive() == "warm"
-            tracemalloc.start()
-            try:
-                before = traced_now()
-                message = b"x" * SIZE if kind == "bytes" else "x" * SIZE  # traced from here
-                ws.send(message)
-                assert len(ws.receive()) == SIZE
-                del message
-                # The view echoed it; once its hook returns it waits for the next one.
-                wait_until(
-                    lambda: traced_now() - before < SIZE // 8,
-                    what="the handled message freed",
-                )
-            finally:
-                tracemalloc.stop()
+    with (
+        override_settings(WEBSOCKET_MAX_MESSAGE_SIZE=2 * SIZE),
+        WebSocketClient().connect(path) as ws,
+    ):
+        ws.send("warm")
+        assert ws.receive() == "warm"
+        tracemalloc.start()
+        try:
+            before = traced_now()
+            message = b"x" * SIZE if kind == "bytes" else "x" * SIZE  # traced from here
+            ws.send(message)
+            assert len(ws.receive()) == SIZE
+            del message
+            # The view echoed it; once its hook returns it waits for the next one.
+            wait_until(
+                lambda: traced_now() - before < SIZE // 8,
+                what="the handled message freed",
+            )
+        finally:
+            tracemalloc.stop()
