@@ -24,14 +24,14 @@ import django.core.handlers.asgi as django_asgi
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.core import signals
 from django.core.handlers.asgi import ASGIHandler
-from django.http import HttpResponseBase
+from django.http import HttpRequest, HttpResponseBase
 from django.urls import set_script_prefix
 
 from .contexts import connection_thread_retired, lend_thread, take_thread
 from .transports.asgi import ASGIConnection, Receive, Scope, Send
 from .transports.servers import UPGRADE_KEY
 
-__all__ = ["WebSocketASGIHandler", "get_asgi_application"]
+__all__ = ["WebSocketASGIHandler", "WebSocketRequest", "get_asgi_application"]
 
 logger = logging.getLogger("django_websocket")
 
@@ -49,6 +49,29 @@ def _http_scope(scope: Scope) -> dict[str, Any]:
     }
 
 
+class WebSocketRequest(django_asgi.ASGIRequest):
+    """Django's ``ASGIRequest`` for a ``websocket`` scope; ``request.scope`` is the server's.
+
+    ``ASGIRequest`` reads an HTTP scope (a ``method``, an ``http`` scheme): it is
+    built from a copy that has them, then keeps the server's own scope instead, so
+    a session does not keep a second one. ``scheme`` is ``http`` or ``https``.
+    """
+
+    def __init__(self, scope: Scope, body_file: Any) -> None:
+        super().__init__(_http_scope(scope), body_file)
+        self.scope = scope
+
+    def _get_scheme(self) -> str:
+        return "https" if self.scope.get("scheme") == "wss" else "http"
+
+
+def _request_class(scope: Scope, body_file: Any) -> HttpRequest:
+    """Django's request class for HTTP scopes, :class:`WebSocketRequest` for ours."""
+    if scope.get("type") == "websocket":
+        return WebSocketRequest(scope, body_file)
+    return django_asgi.ASGIRequest(scope, body_file)
+
+
 def _response_headers(response: HttpResponseBase) -> list[tuple[bytes, bytes]]:
     headers = [
         (name.encode("latin-1"), str(value).encode("latin-1")) for name, value in response.items()
@@ -60,6 +83,8 @@ def _response_headers(response: HttpResponseBase) -> list[tuple[bytes, bytes]]:
 
 class WebSocketASGIHandler(ASGIHandler):
     """Django's ASGI handler, plus ``websocket`` and ``lifespan`` scopes."""
+
+    request_class = staticmethod(_request_class)  # type: ignore[assignment]
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -85,15 +110,36 @@ class WebSocketASGIHandler(ASGIHandler):
         await sync_to_async(signals.request_started.send, thread_sensitive=True)(
             sender=self.__class__, scope=scope
         )
-        request, response = self.create_request(_http_scope(scope), io.BytesIO())
+        from .accept import SessionResponse, retire_handshake_thread  # they read settings
+
+        request, response = self.create_request(scope, io.BytesIO())
         if request is not None:
             request.META[UPGRADE_KEY] = connection
             try:
-                response = await self._respond(request, connection)
+                response = await self.get_response_async(request)
+                if connection.session is not None:
+                    # An async view's session, deferred to here (accept.serve_async):
+                    # the middleware chain has returned. Run in this frame, not a
+                    # helper's (an idle connection keeps every frame of its await
+                    # chain), keeping only the response's closers for its hours.
+                    closers = response._resource_closers  # type: ignore[attr-defined]
+                    response = None
+                    await retire_handshake_thread()
+                    session, connection.session = connection.session, None
+                    try:
+                        await session
+                    except Exception:  # the view's own errors were handled inside: ours
+                        logger.exception("Error in WebSocket session")
+                    response = SessionResponse()
+                    response._resource_closers = closers  # type: ignore[attr-defined]
             except asyncio.CancelledError:
                 await connection.cancelled()
                 raise
         assert response is not None
+        await self._end(connection, response)
+
+    async def _end(self, connection: ASGIConnection, response: HttpResponseBase) -> None:
+        """Refuse the handshake with ``response`` unless it was accepted; close the response."""
         from .accept import SessionResponse  # not at import: it reads settings
 
         if not connection.responded and not isinstance(response, SessionResponse):
@@ -106,26 +152,6 @@ class WebSocketASGIHandler(ASGIHandler):
         response._handler_class = self.__class__  # type: ignore[attr-defined]  # the sender
         await sync_to_async(response.close, thread_sensitive=thread_sensitive)()
         take_thread()  # parked for the next connection
-
-    async def _respond(self, request: Any, connection: ASGIConnection) -> HttpResponseBase:
-        """Get the view's response; then run an async view's session, deferred to here.
-
-        The session runs once the middleware chain has returned (``serve_async``).
-        Closing the response afterwards needs only its closers: the response, and
-        what middleware put in it, is not kept for the session's hours.
-        """
-        response = await self.get_response_async(request)
-        if connection.session is None:
-            return response
-        from .accept import SessionResponse, retire_handshake_thread  # they read settings
-
-        closers: list[Callable[[], None]] = response._resource_closers  # type: ignore[attr-defined]
-        del response
-        await retire_handshake_thread()
-        await connection.run_session()
-        finished = SessionResponse()
-        finished._resource_closers = closers  # type: ignore[attr-defined]
-        return finished
 
     async def handle_lifespan(self, receive: Receive, send: Send) -> None:
         """Acknowledge startup; on shutdown close open WebSockets with 1001 first."""

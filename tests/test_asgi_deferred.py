@@ -4,7 +4,8 @@ In process, with an in-test ASGI peer (an ``asyncio.Queue`` behind ``receive()``
 as uvicorn, daphne and hypercorn have): a cancel (the server shutting down) that
 lands after the view deferred its session but before the session started must
 still run the session to its end, so ``on_close`` runs and the connection is
-released. tests/integration/test_asgi_sessions.py covers real servers.
+released. The view's request is Django's, over the server's own ``websocket``
+scope. tests/integration/test_asgi_sessions.py covers real servers.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ gate = {"event": None}
 class Recorder(WebSocketView):
     async def on_open(self):
         events.append(("open",))
+        request = self.request
+        events.append(("request", request.scheme, request.scope["type"], request.method))
 
     async def on_message(self, message):
         await self.send(message)
@@ -88,7 +91,7 @@ SCOPE = {
 }
 
 
-async def start() -> tuple[asyncio.Queue, asyncio.Task]:
+async def start(scheme: str = "ws") -> tuple[asyncio.Queue, asyncio.Task]:
     incoming: asyncio.Queue[dict] = asyncio.Queue()
 
     async def send(message: dict) -> None:
@@ -96,7 +99,8 @@ async def start() -> tuple[asyncio.Queue, asyncio.Task]:
 
     incoming.put_nowait({"type": "websocket.connect"})
     app = get_asgi_application()
-    return incoming, asyncio.create_task(app(dict(SCOPE), incoming.get, send))
+    scope = dict(SCOPE, scheme=scheme)
+    return incoming, asyncio.create_task(app(scope, incoming.get, send))
 
 
 async def until(condition, task: asyncio.Task, what: str) -> None:
@@ -122,7 +126,7 @@ async def test_the_session_runs_after_the_middleware_returned():
     sent.clear()
     incoming, task = await start()
     await until(lambda: ("open",) in events, task, "on_open ran")
-    assert events[:2] == [("middleware", 101), ("open",)]
+    assert events[:3] == [("middleware", 101), ("open",), ("request", "http", "websocket", "GET")]
     incoming.put_nowait({"type": "websocket.receive", "text": "hi"})
     await until(lambda: any(m.get("text") == "hi" for m in sent), task, "the echo")
     incoming.put_nowait({"type": "websocket.disconnect", "code": 1000})
@@ -146,6 +150,21 @@ async def test_a_cancel_before_the_deferred_session_started_still_runs_on_close(
             await asyncio.wait_for(task, 10)
     finally:
         gate["event"] = None
-    assert events == [("middleware", 101), ("open",), ("close", 1001)]
+    assert [e for e in events if e[0] != "request"] == [
+        ("middleware", 101),
+        ("open",),
+        ("close", 1001),
+    ]
     assert {"type": "websocket.close", "code": 1001} in sent
     assert len(registry) == 0
+
+
+@override_settings(ROOT_URLCONF=__name__, MIDDLEWARE=[], ALLOWED_HOSTS=["*"])
+async def test_the_request_of_a_wss_connection_is_secure():
+    events.clear()
+    sent.clear()
+    incoming, task = await start(scheme="wss")
+    await until(lambda: ("open",) in events, task, "on_open ran")
+    assert ("request", "https", "websocket", "GET") in events
+    incoming.put_nowait({"type": "websocket.disconnect", "code": 1000})
+    await asyncio.wait_for(task, 10)

@@ -565,7 +565,7 @@ class ASGIConnection:
         self.session = session
 
     async def run_session(self) -> None:
-        """Run the deferred session to its end; an error in it is logged, not raised."""
+        """Run a deferred session that has not started; an error in it is logged."""
         session, self.session = self.session, None
         if session is None:
             return
