@@ -25,7 +25,14 @@ from . import handshake
 from .conf import settings
 from .connection import BaseWebSocket, WebSocket, registry
 from .connection_async import AsyncWebSocket
-from .contexts import connection_thread_retired, has_thread, take_thread
+from .contexts import (
+    connection_thread_retired,
+    db_used,
+    has_thread,
+    mark_db_closed,
+    mark_db_used,
+    take_thread,
+)
 from .events import CloseCode
 from .exceptions import ConnectionClosed, HandshakeError
 from .transports import servers
@@ -337,13 +344,15 @@ async def retire_handshake_thread() -> None:
     """
     if not has_thread():
         return
-    await sync_to_async(_close_thread_connections, thread_sensitive=True)()
+    if db_used():  # else a hop to that thread (and back) would close nothing
+        await sync_to_async(_close_thread_connections, thread_sensitive=True)()
     take_thread()
 
 
 def _close_thread_connections() -> None:
     if db_hygiene.get():
         connections.close_all()  # the thread ends: persistent connections go too
+        mark_db_closed()
 
 
 #: Whether sessions on this thread/context recycle DB connections. The test client
@@ -362,6 +371,7 @@ _thread_db = _ThreadDB()
 
 def _connection_created(**kwargs: Any) -> None:
     _thread_db.connected = True
+    mark_db_used()
 
 
 connection_created.connect(_connection_created, dispatch_uid="django_websocket.accept")

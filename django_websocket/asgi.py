@@ -49,17 +49,53 @@ def _http_scope(scope: Scope) -> dict[str, Any]:
     }
 
 
+#: Header names and values that repeat, shared by every connection's ``request.META``
+#: instead of a copy each for as long as its session lasts. Bounded: made-up names
+#: from clients cannot grow it.
+_SHARED: dict[str, str] = {}
+_SHARED_MAX = 512
+#: The ``META`` entries whose values repeat across connections (keys always do).
+_REPEATING = frozenset(
+    {
+        "REQUEST_METHOD", "QUERY_STRING", "SCRIPT_NAME", "PATH_INFO", "REMOTE_ADDR",
+        "REMOTE_HOST", "SERVER_NAME", "SERVER_PORT", "HTTP_HOST", "HTTP_ORIGIN",
+        "HTTP_UPGRADE", "HTTP_CONNECTION", "HTTP_SEC_WEBSOCKET_VERSION",
+        "HTTP_SEC_WEBSOCKET_EXTENSIONS", "HTTP_USER_AGENT", "HTTP_ACCEPT_ENCODING",
+        "HTTP_ACCEPT_LANGUAGE", "HTTP_CACHE_CONTROL", "HTTP_PRAGMA",
+    }
+)  # fmt: skip
+
+
+def _shared(text: str) -> str:
+    found = _SHARED.get(text)
+    if found is not None:
+        return found
+    if len(_SHARED) < _SHARED_MAX and len(text) <= 256:
+        _SHARED[text] = text
+    return text
+
+
+def _shared_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """``meta`` with its names, and the values that repeat, shared between requests."""
+    return {
+        _shared(key): _shared(value) if key in _REPEATING and type(value) is str else value
+        for key, value in meta.items()
+    }
+
+
 class WebSocketRequest(django_asgi.ASGIRequest):
     """Django's ``ASGIRequest`` for a ``websocket`` scope; ``request.scope`` is the server's.
 
     ``ASGIRequest`` reads an HTTP scope (a ``method``, an ``http`` scheme): it is
     built from a copy that has them, then keeps the server's own scope instead, so
     a session does not keep a second one. ``scheme`` is ``http`` or ``https``.
+    ``META``'s names and repeating values are shared between connections.
     """
 
     def __init__(self, scope: Scope, body_file: Any) -> None:
         super().__init__(_http_scope(scope), body_file)
         self.scope = scope
+        self.META = _shared_meta(self.META)
 
     def _get_scheme(self) -> str:
         return "https" if self.scope.get("scheme") == "wss" else "http"
@@ -98,6 +134,10 @@ class WebSocketASGIHandler(ASGIHandler):
 
     async def handle_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run one WebSocket connection through Django, from connect to close."""
+        # Not at import (it reads settings); before any middleware runs, so that its
+        # connection_created receiver sees every DB connection of this connection.
+        from .accept import SessionResponse, retire_handshake_thread
+
         message = await receive()
         if message["type"] != "websocket.connect":
             return  # the client left before the handshake
@@ -110,8 +150,6 @@ class WebSocketASGIHandler(ASGIHandler):
         await sync_to_async(signals.request_started.send, thread_sensitive=True)(
             sender=self.__class__, scope=scope
         )
-        from .accept import SessionResponse, retire_handshake_thread  # they read settings
-
         request, response = self.create_request(scope, io.BytesIO())
         if request is not None:
             request.META[UPGRADE_KEY] = connection

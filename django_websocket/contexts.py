@@ -11,12 +11,21 @@ next connections instead.
 from __future__ import annotations
 
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import SyncToAsync
 
-__all__ = ["connection_thread_retired", "has_thread", "lend_thread", "take_thread"]
+__all__ = [
+    "connection_thread_retired",
+    "db_used",
+    "has_thread",
+    "lend_thread",
+    "mark_db_closed",
+    "mark_db_used",
+    "take_thread",
+]
 
 #: Idle connection threads kept per process; more are ended.
 MAX_PARKED = 32
@@ -33,6 +42,33 @@ def _context_executors() -> tuple[Any, Any] | None:
         return None
     current = context.get(None)
     return None if current is None else (current, executors)
+
+
+#: Connection threads on which Django may have opened a DB connection since they last
+#: closed them all (see :func:`mark_db_used`): the others need no closing.
+_db_used: weakref.WeakSet[ThreadPoolExecutor] = weakref.WeakSet()
+
+
+def mark_db_used() -> None:
+    """Note that the current thread, if it is a connection's, opened a DB connection."""
+    found = _context_executors()
+    if found is not None:
+        executor = found[1].get(found[0])
+        if executor is not None:
+            _db_used.add(executor)
+
+
+def db_used() -> bool:
+    """Whether the current context's thread may have an open DB connection."""
+    found = _context_executors()
+    return found is not None and found[1].get(found[0]) in _db_used
+
+
+def mark_db_closed() -> None:
+    """Note that the current context's thread closed all its DB connections."""
+    found = _context_executors()
+    if found is not None:
+        _db_used.discard(found[1].get(found[0]))
 
 
 def has_thread() -> bool:

@@ -7,12 +7,13 @@ returned, so middleware sees the response right after the handshake and the
 thread goes back to the pool. Real servers, the ``websockets`` client.
 """
 
+import json
 from contextlib import ExitStack
 
 import pytest
 
 from tests.abuse import thread_count, worker_pid
-from tests.integration.helpers import connect, new_key
+from tests.integration.helpers import connect, http_request, new_key
 from tests.integration.servers import LiveServer, base_env, manage
 
 ASGI_SERVERS = ("uvicorn", "hypercorn", "daphne")
@@ -29,7 +30,7 @@ def asgi_server(request, tmp_path_factory):
         request.param,
         env,
         tmp_path_factory.mktemp(request.param),
-        extra_env={"DJWS_SYNC_MIDDLEWARE": "1"},
+        extra_env={"DJWS_SYNC_MIDDLEWARE": "1", "DJWS_MIDDLEWARE_DB": "1"},
     )
     yield server
     server.stop()
@@ -66,3 +67,22 @@ def test_idle_sessions_hold_no_thread(asgi_server, path):
     # One thread per session would add HELD; asyncio's default executor may start
     # a few of its own (it keeps up to cpu_count + 4).
     assert added < HELD // 2, f"{added} threads for {HELD} idle sessions"
+
+
+def open_db_connections(server):
+    status, _headers, body = http_request(server.http_url("/abuse/probe/"))
+    assert status == 200, body
+    return json.loads(body)["db_connections"]
+
+
+@pytest.mark.parametrize("path", VIEWS)
+def test_the_handshake_threads_db_connection_is_closed_for_the_session(asgi_server, path):
+    """The middleware opened a DB connection on the handshake's thread: not kept."""
+    before = open_db_connections(asgi_server)
+    with ExitStack() as held:
+        for number in range(5):
+            ws = held.enter_context(connect(asgi_server.ws_url(path)))
+            ws.send(str(number))
+            assert ws.recv(timeout=10) == str(number)
+        during = open_db_connections(asgi_server)
+    assert during <= before, f"{during - before} DB connections held by idle sessions"
