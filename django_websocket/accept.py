@@ -33,7 +33,7 @@ from .contexts import (
     mark_db_used,
     take_thread,
 )
-from .events import CloseCode
+from .events import Close, CloseCode
 from .exceptions import ConnectionClosed, HandshakeError
 from .transports import servers
 from .transports.base import AsyncTransport, Transport
@@ -44,6 +44,7 @@ __all__ = [
     "Options",
     "SessionResponse",
     "aaccept",
+    "abandon",
     "accept",
     "afinish",
     "close_connections",
@@ -308,21 +309,33 @@ async def aaccept(
 
 
 async def serve_async(
-    request: HttpRequest, session: Coroutine[Any, Any, HttpResponse]
+    request: HttpRequest, websocket: AsyncWebSocket, session: Coroutine[Any, Any, HttpResponse]
 ) -> HttpResponse:
     """Run an async view's ``session``: after the view returned where the server can, else now.
 
     The ASGI entry point runs it once Django's response path has unwound: an idle
     connection that may last hours then keeps no middleware frames, and no thread
     of a sync middleware that called the view through ``async_to_sync``. Middleware
-    sees the :class:`SessionResponse` right after the handshake. Elsewhere (a WSGI
-    server, the test client) the session runs here, inside the view.
+    sees the :class:`SessionResponse` right after the handshake (so, for instance,
+    ``SessionMiddleware`` has saved ``request.session`` by the time ``on_open``
+    runs). Elsewhere (a WSGI server, the test client) the session runs here,
+    inside the view. ``websocket`` is ``session``'s connection: :func:`abandon`
+    releases it if the server cancels the connection before the session starts.
     """
     defer = getattr(request.META.get(servers.UPGRADE_KEY), "defer", None)
     if defer is None:
         return await session
-    defer(session)
+    defer(session, websocket)
     return SessionResponse()
+
+
+async def abandon(websocket: AsyncWebSocket) -> None:
+    """Release a connection whose deferred session never started (the server stopped)."""
+    try:
+        await websocket.abandon(Close(CloseCode.GOING_AWAY, "server shutting down"))
+    finally:
+        registry.discard(websocket)
+        registry.release()
 
 
 def _watch_sends(transport: object, options: Options) -> None:

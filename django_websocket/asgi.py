@@ -54,14 +54,15 @@ def _http_scope(scope: Scope) -> dict[str, Any]:
 #: from clients cannot grow it.
 _SHARED: dict[str, str] = {}
 _SHARED_MAX = 512
-#: The ``META`` entries whose values repeat across connections (keys always do).
+#: The ``META`` entries whose values repeat across connections (names always do).
+#: Not the path, query string or client address: they vary, and a token in a query
+#: string must not be kept for the life of the process.
 _REPEATING = frozenset(
     {
-        "REQUEST_METHOD", "QUERY_STRING", "SCRIPT_NAME", "PATH_INFO", "REMOTE_ADDR",
-        "REMOTE_HOST", "SERVER_NAME", "SERVER_PORT", "HTTP_HOST", "HTTP_ORIGIN",
-        "HTTP_UPGRADE", "HTTP_CONNECTION", "HTTP_SEC_WEBSOCKET_VERSION",
-        "HTTP_SEC_WEBSOCKET_EXTENSIONS", "HTTP_USER_AGENT", "HTTP_ACCEPT_ENCODING",
-        "HTTP_ACCEPT_LANGUAGE", "HTTP_CACHE_CONTROL", "HTTP_PRAGMA",
+        "REQUEST_METHOD", "SCRIPT_NAME", "SERVER_NAME", "SERVER_PORT", "HTTP_HOST",
+        "HTTP_ORIGIN", "HTTP_UPGRADE", "HTTP_CONNECTION", "HTTP_SEC_WEBSOCKET_VERSION",
+        "HTTP_SEC_WEBSOCKET_EXTENSIONS", "HTTP_ACCEPT_ENCODING", "HTTP_ACCEPT_LANGUAGE",
+        "HTTP_CACHE_CONTROL", "HTTP_PRAGMA",
     }
 )  # fmt: skip
 
@@ -136,7 +137,7 @@ class WebSocketASGIHandler(ASGIHandler):
         """Run one WebSocket connection through Django, from connect to close."""
         # Not at import (it reads settings); before any middleware runs, so that its
         # connection_created receiver sees every DB connection of this connection.
-        from .accept import SessionResponse, retire_handshake_thread
+        from .accept import SessionResponse, abandon, retire_handshake_thread
 
         message = await receive()
         if message["type"] != "websocket.connect":
@@ -162,7 +163,10 @@ class WebSocketASGIHandler(ASGIHandler):
                     # chain), keeping only the response's closers for its hours.
                     closers = response._resource_closers  # type: ignore[attr-defined]
                     response = None
-                    await retire_handshake_thread()
+                    try:
+                        await retire_handshake_thread()
+                    except Exception:  # the session must run (and end) all the same
+                        logger.exception("Error closing a WebSocket handshake's DB connections")
                     session, connection.session = connection.session, None
                     try:
                         await session
@@ -172,6 +176,9 @@ class WebSocketASGIHandler(ASGIHandler):
                     response._resource_closers = closers  # type: ignore[attr-defined]
             except asyncio.CancelledError:
                 await connection.cancelled()
+                if connection.session is not None:  # deferred, never started: none of
+                    connection.session.close()  # the view's code runs after the 1001
+                    await abandon(connection.websocket)
                 raise
         assert response is not None
         await self._end(connection, response)

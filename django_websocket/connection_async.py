@@ -200,6 +200,17 @@ class AsyncWebSocket(BaseWebSocket):
 
         self._loop.call_soon_threadsafe(schedule)
 
+    async def abandon(self, close: Close) -> None:
+        """End a connection whose session never ran: the server cancelled it first.
+
+        Nothing more is received or sent; ``close`` is what it reports.
+        """
+        self._set_closed(close)
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+        self._messages.clear()
+        await self._transport.abort()
+
     async def finish(self) -> None:
         """End the session: close with 1000 if still open, await the handshake, release."""
         if self._state is State.OPEN:

@@ -68,10 +68,16 @@ async def _astart(request: HttpRequest, required: bool) -> AsyncWebSocket | Http
         return refuse(exc)
 
 
-async def _asession(websocket: AsyncWebSocket, view: Awaitable[object]) -> HttpResponse:
-    """Await an ``async def`` view's call on an accepted connection; always finish it."""
+async def _asession(
+    websocket: AsyncWebSocket, view: Callable[..., Awaitable[object]], *args: Any, **kwargs: Any
+) -> HttpResponse:
+    """Call and await an ``async def`` view on an accepted connection; always finish it.
+
+    The view's coroutine is made here, so a session that never starts leaves none
+    behind un-awaited.
+    """
     try:
-        await view
+        await view(*args, **kwargs)
     except ConnectionClosed:
         logger.debug("The client left while the view was sending")
     except Exception:
@@ -90,7 +96,8 @@ def _websocket_view(view: ViewFunc, required: bool) -> ViewFunc:
             if not isinstance(started, AsyncWebSocket):
                 return started if started is not None else await view(request, *args, **kwargs)
             request.websocket = started  # type: ignore[attr-defined]
-            return await serve_async(request, _asession(started, view(request, *args, **kwargs)))
+            session = _asession(started, view, request, *args, **kwargs)
+            return await serve_async(request, started, session)
 
         wrapper: Any = async_wrapper
     else:

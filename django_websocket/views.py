@@ -344,7 +344,7 @@ class WebSocketView(View):
             )
         except HandshakeError as exc:
             return refuse(exc)
-        return await serve_async(request, self._session_async(websocket))
+        return await serve_async(request, websocket, self._session_async(websocket))
 
     async def _session_async(self, websocket: AsyncWebSocket) -> HttpResponse:
         try:

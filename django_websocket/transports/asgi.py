@@ -183,10 +183,6 @@ class ASGITransport:
             self._woken = True
             self._waiter.cancel()
 
-    def gone(self, close: Close) -> None:
-        """End the connection from the server's side: receive() returns ``close``."""
-        self._close = self._close or close
-
     async def abort(self) -> None:
         self._close = self._close or Close(CloseCode.ABNORMAL_CLOSURE, "")
         await self.finish(None)
@@ -536,8 +532,10 @@ class ASGIConnection:
         self.responded = False
         self.transport: ASGITransport | None = None
         self.thread_transport: ASGIThreadTransport | None = None
-        #: An async view's session, to run once Django's response path unwound.
+        #: An async view's session, to run once Django's response path unwound, and
+        #: its connection (released without running it if the server stops first).
         self.session: Coroutine[Any, Any, object] | None = None
+        self.websocket: Any = None
 
     @property
     def can_send_status(self) -> bool:
@@ -560,27 +558,15 @@ class ASGIConnection:
         self.thread_transport = ASGIThreadTransport(future.result(), self.loop)
         return self.thread_transport
 
-    def defer(self, session: Coroutine[Any, Any, object]) -> None:
-        """Keep an async view's ``session`` for :meth:`run_session` (see ``serve_async``)."""
-        self.session = session
-
-    async def run_session(self) -> None:
-        """Run a deferred session that has not started; an error in it is logged."""
-        session, self.session = self.session, None
-        if session is None:
-            return
-        try:
-            await session
-        except Exception:  # the view's own errors were handled inside: ours
-            logger.exception("Error in WebSocket session")
+    def defer(self, session: Coroutine[Any, Any, object], websocket: Any) -> None:
+        """Keep an async view's ``session`` for the entry point (see ``serve_async``)."""
+        self.session, self.websocket = session, websocket
 
     async def cancelled(self) -> None:
         """The server cancelled the connection (it is shutting down): end the session.
 
         The client gets 1001 if the server still sends; a sync view's thread, blocked
         waiting for an event the server will never deliver, is woken with that close.
-        A deferred session that had not started yet runs to its end on the closed
-        connection, so that it is released and its ``on_close`` runs.
         """
         if self.thread_transport is not None:
             self.thread_transport.stop_sending()  # the close below comes last
@@ -589,9 +575,6 @@ class ASGIConnection:
                 await self.send({"type": "websocket.close", "code": int(CloseCode.GOING_AWAY)})
         if self.thread_transport is not None:
             self.thread_transport.gone(Close(CloseCode.GOING_AWAY, "server shutting down"))
-        if self.session is not None and self.transport is not None:
-            self.transport.gone(Close(CloseCode.GOING_AWAY, "server shutting down"))
-            await self.run_session()
 
     async def refuse(
         self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes
