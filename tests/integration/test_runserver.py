@@ -11,6 +11,7 @@ import pytest
 from websockets.exceptions import ConnectionClosedOK, InvalidStatus
 
 from tests.integration.helpers import connect, http_request, retry_until
+from tests.integration.rawws import RawWebSocket
 
 
 def echo_check(server, path="/ws/echo/", message="ping"):
@@ -228,3 +229,20 @@ def test_a_websocket_request_keeps_no_copy_of_the_process_environment(server):
     with connect(server.ws_url("/ws/meta/")) as ws:
         facts = json.loads(ws.recv(timeout=10))
     assert facts == {"os_environ": False, "host": f"{server.host}:{server.port}"}
+
+
+def test_an_upgrade_that_declares_a_body_ends_without_a_traceback(server):
+    """The session closes runserver's request reader: nothing drains it afterwards."""
+    line = '"GET /ws/echo/ HTTP/1.1" 101'
+    offset = len(server.log())
+    with RawWebSocket(server.host, server.port) as raw:
+        response = raw.handshake("/ws/echo/", headers={"Content-Length": "2"})
+        assert response.status == 101
+        raw.send_close(1000)
+        _others, close = raw.read_until_close()
+        assert close.close_code == 1000
+        assert raw.read_to_eof() == b""
+    # runserver logs the request once the session is over; a failed drain of the
+    # body would raise before that (and log a traceback instead).
+    retry_until(lambda: line in server.log()[offset:], what="the 101 logged")
+    assert "Traceback" not in server.log()[offset:]

@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 from typing import Any
+from wsgiref import simple_server
 
 from django.apps import apps
 from django.core.servers import basehttp
@@ -53,7 +54,10 @@ class WebSocketServerHandler(basehttp.ServerHandler):
     def finish_response(self) -> None:
         if self.environ.get(HIJACKED_KEY):
             self.request_handler.close_connection = True
-            self.close()  # logs the 101 and closes the response; no bytes written
+            # Logs the 101 and closes the response; no bytes written. wsgiref's close,
+            # not Django's, which would drain a request body from the reader that
+            # the session closed (read_buffer).
+            simple_server.ServerHandler.close(self)
             return
         super().finish_response()
 
