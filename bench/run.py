@@ -855,6 +855,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = [name for name in args.servers + [args.profile or REFERENCE] if name not in SERVERS]
     if unknown:
         parser.error(f"unknown servers: {', '.join(unknown)} (see --list)")
+    unknown = [name for name in args.phases if name not in PHASES]
+    if unknown:
+        parser.error(f"unknown phases: {', '.join(unknown)} (from: {', '.join(PHASES)})")
     args.threads = args.idle + args.idle_baseline + args.connections + 100
     return args
 
