@@ -49,26 +49,29 @@ def _context_executors() -> tuple[Any, Any] | None:
 _db_used: weakref.WeakSet[ThreadPoolExecutor] = weakref.WeakSet()
 
 
+def _current_executor() -> ThreadPoolExecutor | None:
+    """The current ThreadSensitiveContext's thread (its executor), if it has one."""
+    found = _context_executors()
+    return None if found is None else found[1].get(found[0])
+
+
 def mark_db_used() -> None:
     """Note that the current thread, if it is a connection's, opened a DB connection."""
-    found = _context_executors()
-    if found is not None:
-        executor = found[1].get(found[0])
-        if executor is not None:
-            _db_used.add(executor)
+    executor = _current_executor()
+    if executor is not None:
+        _db_used.add(executor)
 
 
 def db_used() -> bool:
     """Whether the current context's thread may have an open DB connection."""
-    found = _context_executors()
-    return found is not None and found[1].get(found[0]) in _db_used
+    return _current_executor() in _db_used
 
 
 def mark_db_closed() -> None:
     """Note that the current context's thread closed all its DB connections."""
-    found = _context_executors()
-    if found is not None:
-        _db_used.discard(found[1].get(found[0]))
+    executor = _current_executor()
+    if executor is not None:
+        _db_used.discard(executor)
 
 
 def has_thread() -> bool:

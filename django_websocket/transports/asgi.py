@@ -530,7 +530,6 @@ class ASGIConnection:
         self.loop = asyncio.get_running_loop()
         self.accepted = False
         self.responded = False
-        self.transport: ASGITransport | None = None
         self.thread_transport: ASGIThreadTransport | None = None
         #: An async view's session, to run once Django's response path unwound, and
         #: its connection (released without running it if the server stops first).
@@ -549,8 +548,7 @@ class ASGIConnection:
         if subprotocol is not None:
             message["subprotocol"] = subprotocol
         await self.send(message)
-        self.transport = ASGITransport(self.receive, self.send)
-        return self.transport
+        return ASGITransport(self.receive, self.send)
 
     def accept(self, subprotocol: str | None) -> ASGIThreadTransport:
         """Accept from a sync view's thread; return a blocking transport."""
