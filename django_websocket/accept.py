@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any
@@ -39,6 +39,7 @@ from .transports import servers
 from .transports.base import AsyncTransport, Transport
 from .transports.threaded import ThreadedTransport
 from .transports.wsgi import accept_socket
+from .workers import run_parked
 
 __all__ = [
     "Options",
@@ -55,6 +56,7 @@ __all__ = [
     "retire_handshake_thread",
     "run_session",
     "serve_async",
+    "serve_sync",
     "shutdown",
     "validate",
 ]
@@ -329,10 +331,34 @@ async def serve_async(
     return SessionResponse()
 
 
-async def abandon(websocket: AsyncWebSocket) -> None:
+def serve_sync(
+    request: HttpRequest, websocket: WebSocket, session: Callable[[bool], Iterator[None]]
+) -> SessionResponse:
+    """Run a sync view's session: between events on no thread where the server can, else here.
+
+    ``session(block)`` returns the session's generator. Under ASGI it is deferred
+    as an async view's is (:func:`serve_async`) and runs with ``block=False``:
+    when the connection has nothing to do it yields, and :func:`.workers.run_parked`
+    gives its thread back until the next event. Elsewhere (a WSGI server, whose
+    thread is the connection's anyway; the test client) it runs here, blocking.
+    """
+    defer = getattr(request.META.get(servers.UPGRADE_KEY), "defer", None)
+    if defer is not None and websocket.can_park:
+        defer(run_parked(session(False), websocket.park), websocket)
+    else:
+        for _ in session(True):  # blocking: it never yields
+            pass
+    return SessionResponse()
+
+
+async def abandon(websocket: WebSocket | AsyncWebSocket) -> None:
     """Release a connection whose deferred session never started (the server stopped)."""
     try:
-        await websocket.abandon(Close(CloseCode.GOING_AWAY, "server shutting down"))
+        close = Close(CloseCode.GOING_AWAY, "server shutting down")
+        if isinstance(websocket, AsyncWebSocket):
+            await websocket.abandon(close)
+        else:  # its transport was ended from the loop's side (ASGIConnection.cancelled)
+            websocket.abandon(close)
     finally:
         registry.discard(websocket)
         registry.release()

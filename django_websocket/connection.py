@@ -16,7 +16,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from .events import Close, CloseCode, Event, Fifo, Message, Pong, State
@@ -24,6 +24,7 @@ from .exceptions import ConnectionClosed, InvalidState
 from .transports.base import Transport
 
 __all__ = [
+    "IDLE",
     "OVERFLOW",
     "BaseWebSocket",
     "ConnectionRegistry",
@@ -57,6 +58,8 @@ class Posted(NamedTuple):
 
 #: :meth:`WebSocket.next_event`'s answer when posts overflowed their limit.
 OVERFLOW = object()
+#: :meth:`WebSocket.next_event`'s answer, when told not to block, that nothing is ready.
+IDLE = object()
 
 
 def message_size(message: Message, limit: int) -> int:
@@ -268,11 +271,13 @@ class WebSocket(BaseWebSocket):
         self._transport.wake()
         return True
 
-    def next_event(self) -> Any:
+    def next_event(self, block: bool = True) -> Any:
         """Return the next posted item, :data:`OVERFLOW`, or client message; ``None`` once closed.
 
         The loop of a view that also serves groups: posted items come first so a
-        busy client cannot starve them.
+        busy client cannot starve them. With ``block=False``, an open connection
+        with nothing ready returns :data:`IDLE` (see :meth:`park`); a closing one
+        still waits, at most the close timeout.
         """
         with self._receive_lock:
             while True:
@@ -285,7 +290,29 @@ class WebSocket(BaseWebSocket):
                     return self._messages.popleft()
                 if self._ended():
                     return None
-                self._receive(self._next_timeout())
+                if block or self._state is not State.OPEN:
+                    self._receive(self._next_timeout())
+                elif not self._receive(0):
+                    return IDLE
+
+    @property
+    def can_park(self) -> bool:
+        """Whether :meth:`park` works: the transport queues events for this thread."""
+        return hasattr(self._transport, "park")
+
+    def park(self, resume: Callable[[], None], linger: float = 0.0) -> bool:
+        """Have ``resume`` called when the next event arrives, instead of a thread waiting.
+
+        After :meth:`next_event` returned :data:`IDLE`: the caller's thread may go
+        and do other work. ``resume`` is called once, from whichever thread
+        delivers the event (ASGI: the event loop's). An event within ``linger``
+        seconds is waited for here instead.
+
+        Returns:
+            ``False`` when an event arrived meanwhile: call :meth:`next_event` again.
+        """
+        park: Callable[[Callable[[], None], float], bool] = self._transport.park  # type: ignore[attr-defined]
+        return park(resume, linger)
 
     def _receive(self, timeout: float | None) -> bool:
         """Take one event from the transport; return ``False`` if none came in time."""
@@ -380,6 +407,14 @@ class WebSocket(BaseWebSocket):
         """Drop TCP: the owner's blocked receive returns, the session ends with 1006."""
         if self._state is not State.CLOSED:
             self._transport.abort()
+
+    def abandon(self, close: Close) -> None:
+        """End a connection whose session never ran: its transport was ended already.
+
+        Nothing more is received or sent; ``close`` is what it reports.
+        """
+        self._set_closed(close)
+        self._messages.clear()
 
     def finish(self) -> None:
         """End the session: close with 1000 if still open, await the handshake, release.

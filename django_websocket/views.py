@@ -14,7 +14,7 @@ import inspect
 import json
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import update_wrapper
 from typing import Any
 
@@ -38,8 +38,9 @@ from .accept import (
     refuse,
     release,
     serve_async,
+    serve_sync,
 )
-from .connection import OVERFLOW, Posted, WebSocket
+from .connection import IDLE, OVERFLOW, Posted, WebSocket
 from .connection_async import AsyncWebSocket
 from .events import CloseCode, Message
 from .exceptions import ConnectionClosed, HandshakeError
@@ -293,12 +294,23 @@ class WebSocketView(View):
             )
         except HandshakeError as exc:
             return refuse(exc)
+        return serve_sync(request, websocket, self._session)
+
+    def _session(self, block: bool) -> Iterator[None]:
+        """The connection's loop; without ``block``, yield when there is nothing to do.
+
+        Under ASGI the session is resumed on a worker thread at each event, so an
+        idle connection holds no thread (:func:`.accept.serve_sync`).
+        """
+        websocket: WebSocket = self.websocket
         try:
             for group in self.groups:
                 self.join(group)
             if self._guard(self.on_open):
-                while (event := websocket.next_event()) is not None:
-                    if event is OVERFLOW:
+                while (event := websocket.next_event(block)) is not None:
+                    if event is IDLE:
+                        yield
+                    elif event is OVERFLOW:
                         websocket.close(CloseCode.TRY_AGAIN_LATER, "too slow for group messages")
                     elif isinstance(event, Posted):
                         self._guard(self.on_group_message, *event.item)
@@ -310,11 +322,10 @@ class WebSocketView(View):
         finally:
             self._leave_groups()
             try:
-                response = finish(websocket, release=False)
+                finish(websocket, release=False)
                 self._guard(self.on_close, websocket.close_code, websocket.close_reason)
             finally:
                 release(websocket)  # after on_close: a shutdown waits for it
-        return response
 
     # -- the loop (async) ------------------------------------------------------------
 

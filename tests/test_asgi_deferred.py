@@ -11,8 +11,11 @@ own ``websocket`` scope. tests/integration/test_asgi_sessions.py covers real ser
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import threading
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.test import override_settings
 from django.urls import path
 
@@ -69,7 +72,44 @@ class GateMiddleware:
         return response
 
 
-urlpatterns = [path("ws/", Recorder.as_view())]
+step_var: contextvars.ContextVar[str] = contextvars.ContextVar("step_var", default="unset")
+blocked = threading.Event()  # set by a sync hook that then waits for `unblock`
+unblock = threading.Event()
+
+
+async def running_loop() -> asyncio.AbstractEventLoop:
+    return asyncio.get_running_loop()
+
+
+class SyncRecorder(WebSocketView):
+    """A sync view: its hooks run on worker threads, its session parked between events."""
+
+    def on_open(self):
+        step_var.set("set in on_open")
+
+    def on_message(self, message):
+        if message == "block":
+            blocked.set()
+            unblock.wait(10)
+        on_server_loop = async_to_sync(running_loop)() is self.request.META["test.loop"]
+        self.send(f"{message} {step_var.get()} {on_server_loop}")
+
+
+class LoopMiddleware:
+    """Notes the server's loop in the request (for SyncRecorder)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    async def __call__(self, request):
+        request.META["test.loop"] = asyncio.get_running_loop()
+        return await self.get_response(request)
+
+    sync_capable = False
+    async_capable = True
+
+
+urlpatterns = [path("ws/", Recorder.as_view()), path("ws/sync/", SyncRecorder.as_view())]
 
 SCOPE = {
     "type": "websocket",
@@ -91,7 +131,9 @@ SCOPE = {
 }
 
 
-async def start(scheme: str = "ws") -> tuple[asyncio.Queue, asyncio.Task]:
+async def start(
+    scheme: str = "ws", path: str = "/ws/", sent: list = sent
+) -> tuple[asyncio.Queue, asyncio.Task]:
     incoming: asyncio.Queue[dict] = asyncio.Queue()
 
     async def send(message: dict) -> None:
@@ -99,7 +141,7 @@ async def start(scheme: str = "ws") -> tuple[asyncio.Queue, asyncio.Task]:
 
     incoming.put_nowait({"type": "websocket.connect"})
     app = get_asgi_application()
-    scope = dict(SCOPE, scheme=scheme)
+    scope = dict(SCOPE, scheme=scheme, path=path, raw_path=path.encode())
     return incoming, asyncio.create_task(app(scope, incoming.get, send))
 
 
@@ -165,3 +207,38 @@ async def test_the_request_of_a_wss_connection_is_secure():
     assert ("request", "https", "websocket", "GET") in events
     incoming.put_nowait({"type": "websocket.disconnect", "code": 1000})
     await asyncio.wait_for(task, 10)
+
+
+@override_settings(
+    ROOT_URLCONF=__name__, MIDDLEWARE=[f"{__name__}.LoopMiddleware"], ALLOWED_HOSTS=["*"]
+)
+async def test_a_sync_views_hooks_share_a_context_and_a_blocked_one_stalls_no_other():
+    blocked.clear()
+    unblock.clear()
+    sent_a, sent_b = Events(), Events()
+    incoming_a, task_a = await start(path="/ws/sync/", sent=sent_a)
+    incoming_b, task_b = await start(path="/ws/sync/", sent=sent_b)
+    try:
+        incoming_a.put_nowait({"type": "websocket.receive", "text": "block"})
+        assert await asyncio.to_thread(blocked.wait, 10), "the hook did not run"
+        # A's hook is blocked on its worker: B's message is answered all the same.
+        incoming_b.put_nowait({"type": "websocket.receive", "text": "hi"})
+        sent.changed = None
+        sent_b.changed = asyncio.Event()
+        reply = {"type": "websocket.send", "text": "hi set in on_open True"}
+        while reply not in sent_b:
+            assert not task_b.done(), sent_b
+            await asyncio.wait_for(sent_b.changed.wait(), 10)
+            sent_b.changed.clear()
+        assert not any(m.get("text", "").startswith("block") for m in sent_a)
+    finally:
+        unblock.set()
+    sent_a.changed = asyncio.Event()
+    reply = {"type": "websocket.send", "text": "block set in on_open True"}
+    while reply not in sent_a:
+        await asyncio.wait_for(sent_a.changed.wait(), 10)
+        sent_a.changed.clear()
+    for incoming in (incoming_a, incoming_b):
+        incoming.put_nowait({"type": "websocket.disconnect", "code": 1000})
+    await asyncio.wait_for(asyncio.gather(task_a, task_b), 10)
+    assert len(registry) == 0

@@ -423,6 +423,13 @@ class ASGIThreadTransport:
     def wake(self) -> None:
         self._channel.put(WAKE)
 
+    def park(self, resume: Callable[[], None], linger: float = 0.0) -> bool:
+        """Call ``resume`` when the next event arrives; ``False`` if one is there.
+
+        Waits up to ``linger`` seconds for one first (see :meth:`.Channel.park`).
+        """
+        return self._channel.park(resume, linger)
+
 
 class _SendWatch:
     """Per event loop: once a second, cancel the sends that waited too long.

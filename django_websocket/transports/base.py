@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from ..events import Event, Message
@@ -104,11 +105,32 @@ class Channel:
     def __init__(self) -> None:
         self._items: list[Event] = []
         self._ready = threading.Condition()
+        self._resume: Callable[[], None] | None = None
 
     def put(self, item: Event) -> None:
         with self._ready:
             self._items.append(item)
             self._ready.notify()
+            resume, self._resume = self._resume, None
+        if resume is not None:
+            resume()
+
+    def park(self, resume: Callable[[], None], linger: float = 0.0) -> bool:
+        """Call ``resume()`` at the next :meth:`put` (no thread waits in :meth:`get`).
+
+        Waits up to ``linger`` seconds for an item first: a busy connection's next
+        message then needs no hand-off to another thread.
+
+        Returns:
+            ``False``, and nothing is kept, when an item is (or came) there.
+        """
+        with self._ready:
+            if not self._items and linger > 0:
+                self._ready.wait(linger)
+            if self._items:
+                return False
+            self._resume = resume
+            return True
 
     def __len__(self) -> int:
         return len(self._items)

@@ -17,7 +17,7 @@ from tests.integration.helpers import connect, http_request, new_key
 from tests.integration.servers import LiveServer, base_env, manage
 
 ASGI_SERVERS = ("uvicorn", "hypercorn", "daphne")
-VIEWS = ("/ws/async-echo/", "/ws/async-echo-function/")
+VIEWS = ("/ws/async-echo/", "/ws/async-echo-function/", "/ws/echo/")
 #: Connections held open at once in the thread test.
 HELD = 24
 
