@@ -35,6 +35,7 @@ from .contexts import (
 )
 from .events import Close, CloseCode
 from .exceptions import ConnectionClosed, HandshakeError
+from .meta import share_meta
 from .transports import servers
 from .transports.base import AsyncTransport, Transport
 from .transports.threaded import ThreadedTransport
@@ -220,6 +221,7 @@ def _accept_wsgi(request: HttpRequest, subprotocol: str | None, options: Options
         send_timeout=options.close_timeout,
     )
     server.hijacked(request.META)
+    share_meta(request.META)  # the session keeps it: WSGI servers build one per request
     return transport
 
 
@@ -332,22 +334,24 @@ async def serve_async(
 
 
 def serve_sync(
-    request: HttpRequest, websocket: WebSocket, session: Callable[[bool], Iterator[None]]
+    request: HttpRequest,
+    websocket: WebSocket,
+    run: Callable[[], object],
+    steps: Callable[[], Iterator[None]],
 ) -> SessionResponse:
     """Run a sync view's session: between events on no thread where the server can, else here.
 
-    ``session(block)`` returns the session's generator. Under ASGI it is deferred
-    as an async view's is (:func:`serve_async`) and runs with ``block=False``:
-    when the connection has nothing to do it yields, and :func:`.workers.run_parked`
-    gives its thread back until the next event. Elsewhere (a WSGI server, whose
-    thread is the connection's anyway; the test client) it runs here, blocking.
+    Under ASGI the session is deferred as an async view's is (:func:`serve_async`)
+    and runs as ``steps()``, a generator that yields when the connection has
+    nothing to do: :func:`.workers.run_parked` then gives its thread back until
+    the next event. Elsewhere (a WSGI server, whose thread is the connection's
+    anyway; the test client) ``run()`` runs the session here, blocking.
     """
     defer = getattr(request.META.get(servers.UPGRADE_KEY), "defer", None)
     if defer is not None and websocket.can_park:
-        defer(run_parked(session(False), websocket.park), websocket)
+        defer(run_parked(steps(), websocket.park), websocket)
     else:
-        for _ in session(True):  # blocking: it never yields
-            pass
+        run()
     return SessionResponse()
 
 

@@ -294,38 +294,61 @@ class WebSocketView(View):
             )
         except HandshakeError as exc:
             return refuse(exc)
-        return serve_sync(request, websocket, self._session)
+        return serve_sync(request, websocket, self._run, self._steps)
 
-    def _session(self, block: bool) -> Iterator[None]:
-        """The connection's loop; without ``block``, yield when there is nothing to do.
+    def _run(self) -> None:
+        """The connection's loop on this thread, blocking between events (WSGI)."""
+        websocket: WebSocket = self.websocket
+        try:
+            if self._open():
+                while (event := websocket.next_event()) is not None:
+                    self._handle(event)
+                    # Not named while the loop waits: an idle connection would
+                    # keep its last message (up to the size limit) alive.
+                    event = None
+        finally:
+            self._end()
 
-        Under ASGI the session is resumed on a worker thread at each event, so an
-        idle connection holds no thread (:func:`.accept.serve_sync`).
+    def _steps(self) -> Iterator[None]:
+        """The connection's loop as a generator that yields when there is nothing to do.
+
+        Under ASGI it is resumed on a worker thread at each event, so an idle
+        connection holds no thread (:func:`.accept.serve_sync`).
         """
         websocket: WebSocket = self.websocket
         try:
-            for group in self.groups:
-                self.join(group)
-            if self._guard(self.on_open):
-                while (event := websocket.next_event(block)) is not None:
+            if self._open():
+                while (event := websocket.next_event(block=False)) is not None:
                     if event is IDLE:
                         yield
-                    elif event is OVERFLOW:
-                        websocket.close(CloseCode.TRY_AGAIN_LATER, "too slow for group messages")
-                    elif isinstance(event, Posted):
-                        self._guard(self.on_group_message, *event.item)
-                    elif (decoded := self._decode(event)) is not _INVALID:
-                        self._guard(self.on_message, decoded)
-                    # Not named while the loop waits: an idle connection would
-                    # keep its last message (up to the size limit) alive.
-                    event = decoded = None
+                    else:
+                        self._handle(event)
+                    event = None  # not kept alive while idle (see _run)
         finally:
-            self._leave_groups()
-            try:
-                finish(websocket, release=False)
-                self._guard(self.on_close, websocket.close_code, websocket.close_reason)
-            finally:
-                release(websocket)  # after on_close: a shutdown waits for it
+            self._end()
+
+    def _open(self) -> bool:
+        for group in self.groups:
+            self.join(group)
+        return self._guard(self.on_open)
+
+    def _handle(self, event: Any) -> None:
+        """Hand one event of :meth:`.WebSocket.next_event` to its hook."""
+        if event is OVERFLOW:
+            self.websocket.close(CloseCode.TRY_AGAIN_LATER, "too slow for group messages")
+        elif isinstance(event, Posted):
+            self._guard(self.on_group_message, *event.item)
+        elif (decoded := self._decode(event)) is not _INVALID:
+            self._guard(self.on_message, decoded)
+
+    def _end(self) -> None:
+        websocket: WebSocket = self.websocket
+        self._leave_groups()
+        try:
+            finish(websocket, release=False)
+            self._guard(self.on_close, websocket.close_code, websocket.close_reason)
+        finally:
+            release(websocket)  # after on_close: a shutdown waits for it
 
     # -- the loop (async) ------------------------------------------------------------
 
