@@ -28,6 +28,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django.urls import set_script_prefix
 
 from .contexts import connection_thread_retired, lend_thread, take_thread
+from .meta import shared_meta
 from .transports.asgi import ASGIConnection, Receive, Scope, Send
 from .transports.servers import UPGRADE_KEY
 
@@ -49,41 +50,6 @@ def _http_scope(scope: Scope) -> dict[str, Any]:
     }
 
 
-#: Header names and values that repeat, shared by every connection's ``request.META``
-#: instead of a copy each for as long as its session lasts. Bounded: made-up names
-#: from clients cannot grow it.
-_SHARED: dict[str, str] = {}
-_SHARED_MAX = 512
-#: The ``META`` entries whose values repeat across connections (names always do).
-#: Not the path, query string or client address: they vary, and a token in a query
-#: string must not be kept for the life of the process.
-_REPEATING = frozenset(
-    {
-        "REQUEST_METHOD", "SCRIPT_NAME", "SERVER_NAME", "SERVER_PORT", "HTTP_HOST",
-        "HTTP_ORIGIN", "HTTP_UPGRADE", "HTTP_CONNECTION", "HTTP_SEC_WEBSOCKET_VERSION",
-        "HTTP_SEC_WEBSOCKET_EXTENSIONS", "HTTP_ACCEPT_ENCODING", "HTTP_ACCEPT_LANGUAGE",
-        "HTTP_CACHE_CONTROL", "HTTP_PRAGMA",
-    }
-)  # fmt: skip
-
-
-def _shared(text: str) -> str:
-    found = _SHARED.get(text)
-    if found is not None:
-        return found
-    if len(_SHARED) < _SHARED_MAX and len(text) <= 256:
-        _SHARED[text] = text
-    return text
-
-
-def _shared_meta(meta: dict[str, Any]) -> dict[str, Any]:
-    """``meta`` with its names, and the values that repeat, shared between requests."""
-    return {
-        _shared(key): _shared(value) if key in _REPEATING and type(value) is str else value
-        for key, value in meta.items()
-    }
-
-
 class WebSocketRequest(django_asgi.ASGIRequest):
     """Django's ``ASGIRequest`` for a ``websocket`` scope; ``request.scope`` is the server's.
 
@@ -96,7 +62,7 @@ class WebSocketRequest(django_asgi.ASGIRequest):
     def __init__(self, scope: Scope, body_file: Any) -> None:
         super().__init__(_http_scope(scope), body_file)
         self.scope = scope
-        self.META = _shared_meta(self.META)
+        self.META = shared_meta(self.META)
 
     def _get_scheme(self) -> str:
         return "https" if self.scope.get("scheme") == "wss" else "http"

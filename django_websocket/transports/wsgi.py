@@ -42,23 +42,26 @@ class _Waiter:
 
     def __init__(self, sock: socket.socket) -> None:
         self.fd = sock.fileno()
-        self._fds = [self.fd]
         poll = getattr(select, "poll", None)
         self._poller = poll() if poll is not None else None
+        # The fds to select() on, without poll (an idle connection keeps no list else).
+        self._fds = [self.fd] if self._poller is None else []
         if self._poller is not None:
             self._poller.register(self.fd, _POLLIN)
 
     def add(self, fd: int) -> None:
         """Also wake up when ``fd`` (an eventfd) is readable."""
-        self._fds.append(fd)
         if self._poller is not None:
             self._poller.register(fd, _POLLIN)
+        else:
+            self._fds.append(fd)
 
     def discard(self, fd: int) -> None:
-        if fd in self._fds:
-            self._fds.remove(fd)
-            if self._poller is not None:
+        if self._poller is not None:
+            with contextlib.suppress(KeyError):
                 self._poller.unregister(fd)
+        elif fd in self._fds:
+            self._fds.remove(fd)
 
     def readable(self, timeout: float | None) -> list[int]:
         """Wait until the socket or an added fd has data or EOF; return the ready fds."""
@@ -111,7 +114,8 @@ class SocketTransport:
         self._eof = False
         self._write_closed = False
         self._wake_fd: int | None = None
-        self._wake_lock = threading.Lock()  # a closed eventfd's number may be reused
+        # A closed eventfd's number may be reused; made with the eventfd (enable_wake).
+        self._wake_lock: threading.Lock | None = None
 
     # -- writing (any thread) ----------------------------------------------
 
@@ -226,6 +230,7 @@ class SocketTransport:
     def enable_wake(self) -> None:
         """Create the eventfd that :meth:`wake` writes to and :meth:`receive` polls."""
         if self._wake_fd is None:
+            self._wake_lock = self._wake_lock or threading.Lock()
             if hasattr(os, "eventfd"):
                 self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
             else:  # not Linux
@@ -235,12 +240,18 @@ class SocketTransport:
 
     def wake(self) -> None:
         """Interrupt a blocked :meth:`receive` (from any thread)."""
-        with self._wake_lock:
+        lock = self._wake_lock
+        if lock is None:
+            return  # no eventfd: nothing waits for one
+        with lock:
             if self._wake_fd is not None:
                 os.write(getattr(self, "_wake_write", self._wake_fd), (1).to_bytes(8, "little"))
 
     def _close_wake(self) -> None:
-        with self._wake_lock:
+        lock = self._wake_lock
+        if lock is None:
+            return
+        with lock:
             if self._wake_fd is not None:
                 self._waiter.discard(self._wake_fd)
                 os.close(self._wake_fd)

@@ -1,0 +1,59 @@
+"""``request.META`` strings shared between WebSocket connections.
+
+A session keeps its request (``self.request``) for as long as it lasts, hours
+perhaps; its ``META`` names, and the values that are the same for every client
+(host, protocol, the upgrade headers), are then the same strings for every
+connection instead of a copy each. The table is bounded: made-up header names
+from clients cannot grow it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["share_meta", "shared_meta"]
+
+_SHARED: dict[str, str] = {}
+_SHARED_MAX = 512
+#: The ``META`` entries whose values repeat across connections (names always do).
+#: Not the path, query string or client address: they vary, and a token in a query
+#: string must not be kept for the life of the process.
+_REPEATING = frozenset(
+    {
+        "REQUEST_METHOD", "SCRIPT_NAME", "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL",
+        "SERVER_SOFTWARE", "HTTP_HOST", "HTTP_ORIGIN", "HTTP_UPGRADE", "HTTP_CONNECTION",
+        "HTTP_SEC_WEBSOCKET_VERSION", "HTTP_SEC_WEBSOCKET_EXTENSIONS",
+        "HTTP_ACCEPT_ENCODING", "HTTP_ACCEPT_LANGUAGE", "HTTP_CACHE_CONTROL", "HTTP_PRAGMA",
+    }
+)  # fmt: skip
+
+
+def _shared(text: str) -> str:
+    found = _SHARED.get(text)
+    if found is not None:
+        return found
+    if len(_SHARED) < _SHARED_MAX and len(text) <= 256:
+        _SHARED[text] = text
+    return text
+
+
+def _items(meta: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [
+        (
+            _shared(key) if type(key) is str else key,
+            _shared(value) if key in _REPEATING and type(value) is str else value,
+        )
+        for key, value in meta.items()
+    ]
+
+
+def shared_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """``meta`` with its names, and the values that repeat, shared between requests."""
+    return dict(_items(meta))
+
+
+def share_meta(meta: dict[str, Any]) -> None:
+    """Share ``meta``'s names and repeating values in place (a WSGI server's environ)."""
+    items = _items(meta)
+    meta.clear()
+    meta.update(items)
