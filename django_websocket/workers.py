@@ -43,9 +43,16 @@ Job = Callable[[], None]
 class Workers:
     """An elastic pool: each job runs at once, on an idle worker or a new thread."""
 
-    def __init__(self, max_idle: int = MAX_IDLE, idle_timeout: float = IDLE_TIMEOUT) -> None:
+    def __init__(
+        self,
+        max_idle: int = MAX_IDLE,
+        idle_timeout: float = IDLE_TIMEOUT,
+        on_exit: Job | None = None,
+    ) -> None:
         self.max_idle = max_idle
         self.idle_timeout = idle_timeout
+        #: Called on a worker's thread when it ends (closes its DB connections).
+        self.on_exit = on_exit
         self._lock = threading.Lock()
         #: The inboxes of idle workers, the most recently idle last (its stack is warm).
         self._idle: list[queue.SimpleQueue[Job]] = []
@@ -68,6 +75,16 @@ class Workers:
         return len(self._idle)
 
     def _work(self, job: Job | None) -> None:
+        try:
+            self._serve(job)
+        finally:
+            if self.on_exit is not None:
+                try:
+                    self.on_exit()
+                except Exception:
+                    logger.exception("Error ending a django_websocket worker thread")
+
+    def _serve(self, job: Job | None) -> None:
         inbox: queue.SimpleQueue[Job] = queue.SimpleQueue()
         while job is not None:
             try:
@@ -89,8 +106,15 @@ class Workers:
                 job = inbox.get()  # taken just now: its job is on the way
 
 
+def _close_db_connections() -> None:
+    """The DB connections a hook left open on this thread (CONN_MAX_AGE) end with it."""
+    from django.db import connections
+
+    connections.close_all()
+
+
 #: This process's workers.
-workers = Workers()
+workers = Workers(on_exit=_close_db_connections)
 
 
 def _use_loop(loop: asyncio.AbstractEventLoop) -> None:

@@ -61,7 +61,10 @@ def test_an_idle_worker_is_reused_and_survives_a_failing_job():
 
 
 def test_idle_workers_are_bounded_and_end_after_the_idle_timeout():
-    pool = Workers(max_idle=2, idle_timeout=0.2)
+    ended: list[threading.Thread] = []
+    pool = Workers(
+        max_idle=2, idle_timeout=0.2, on_exit=lambda: ended.append(threading.current_thread())
+    )
     release = threading.Event()
     started = threading.Barrier(5)
     threads: list[threading.Thread] = []
@@ -80,6 +83,7 @@ def test_idle_workers_are_bounded_and_end_after_the_idle_timeout():
         assert not thread.is_alive()
     assert len(set(threads)) == 4
     assert pool.idle == 0
+    assert set(ended) == set(threads), "on_exit runs on each worker's own thread as it ends"
 
 
 def test_channel_park_resumes_at_the_next_put_only_once():
