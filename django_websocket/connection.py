@@ -271,13 +271,13 @@ class WebSocket(BaseWebSocket):
         self._transport.wake()
         return True
 
-    def next_event(self, block: bool = True) -> Any:
+    def next_event(self, block: bool = True, linger: float = 0.0) -> Any:
         """Return the next posted item, :data:`OVERFLOW`, or client message; ``None`` once closed.
 
         The loop of a view that also serves groups: posted items come first so a
         busy client cannot starve them. With ``block=False``, an open connection
-        with nothing ready returns :data:`IDLE` (see :meth:`park`); a closing one
-        still waits, at most the close timeout.
+        with nothing ready within ``linger`` seconds returns :data:`IDLE` (see
+        :meth:`park`); a closing one still waits, at most the close timeout.
         """
         with self._receive_lock:
             while True:
@@ -292,7 +292,7 @@ class WebSocket(BaseWebSocket):
                     return None
                 if block or self._state is not State.OPEN:
                     self._receive(self._next_timeout())
-                elif not self._receive(0):
+                elif not self._receive(linger):
                     return IDLE
 
     @property
@@ -300,19 +300,18 @@ class WebSocket(BaseWebSocket):
         """Whether :meth:`park` works: the transport queues events for this thread."""
         return hasattr(self._transport, "park")
 
-    def park(self, resume: Callable[[], None], linger: float = 0.0) -> bool:
+    def park(self, resume: Callable[[], None]) -> bool:
         """Have ``resume`` called when the next event arrives, instead of a thread waiting.
 
         After :meth:`next_event` returned :data:`IDLE`: the caller's thread may go
         and do other work. ``resume`` is called once, from whichever thread
-        delivers the event (ASGI: the event loop's). An event within ``linger``
-        seconds is waited for here instead.
+        delivers the event (ASGI: the event loop's).
 
         Returns:
             ``False`` when an event arrived meanwhile: call :meth:`next_event` again.
         """
-        park: Callable[[Callable[[], None], float], bool] = self._transport.park  # type: ignore[attr-defined]
-        return park(resume, linger)
+        park: Callable[[Callable[[], None]], bool] = self._transport.park  # type: ignore[attr-defined]
+        return park(resume)
 
     def _receive(self, timeout: float | None) -> bool:
         """Take one event from the transport; return ``False`` if none came in time."""

@@ -45,6 +45,7 @@ from .connection_async import AsyncWebSocket
 from .events import CloseCode, Message
 from .exceptions import ConnectionClosed, HandshakeError
 from .groups import abroadcast, broadcast, get_broker
+from .workers import LINGER
 
 __all__ = ["USE_SETTING", "WebSocketView"]
 
@@ -318,7 +319,7 @@ class WebSocketView(View):
         websocket: WebSocket = self.websocket
         try:
             if self._open():
-                while (event := websocket.next_event(block=False)) is not None:
+                while (event := websocket.next_event(block=False, linger=LINGER)) is not None:
                     if event is IDLE:
                         yield
                     else:

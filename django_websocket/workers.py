@@ -1,7 +1,7 @@
 """Threads for sync views under ASGI, lent per event rather than held per connection.
 
 A sync ``WebSocketView`` blocks a thread only while one of its hooks runs. Under
-ASGI its session is a generator (``WebSocketView._session``) that yields when the
+ASGI its session is a generator (``WebSocketView._steps``) that yields when the
 connection has nothing to do; :func:`run_parked` then parks it on its transport
 and hands the thread back. The next event (a message, a group post, the close)
 resumes it on a worker thread from :data:`workers`.
@@ -33,8 +33,9 @@ logger = logging.getLogger("django_websocket")
 MAX_IDLE = 32
 #: Seconds an idle worker waits for a job before it ends.
 IDLE_TIMEOUT = 30.0
-#: Seconds a session's worker waits for the connection's next event before it parks
-#: the session: a busy connection keeps its thread, with no hand-off per message.
+#: Seconds a session's worker waits for the connection's next event before the
+#: session yields to be parked: a busy connection keeps its thread, with no
+#: hand-off per message.
 LINGER = 0.02
 
 Job = Callable[[], None]
@@ -130,9 +131,8 @@ def _use_loop(loop: asyncio.AbstractEventLoop) -> None:
 
 async def run_parked(
     steps: Iterator[None],
-    park: Callable[[Job, float], bool],
+    park: Callable[[Job], bool],
     pool: Workers = workers,
-    linger: float = LINGER,
 ) -> None:
     """Run a sync session on worker threads until it ends; return when it has.
 
@@ -163,7 +163,7 @@ async def run_parked(
                     context.run(next, steps)
                 except StopIteration:
                     break
-                if park(resume, linger):
+                if park(resume):
                     over = False
                     return  # until the next event; another worker may resume it already
         except Exception:  # the view's own errors were handled inside: ours

@@ -423,12 +423,9 @@ class ASGIThreadTransport:
     def wake(self) -> None:
         self._channel.put(WAKE)
 
-    def park(self, resume: Callable[[], None], linger: float = 0.0) -> bool:
-        """Call ``resume`` when the next event arrives; ``False`` if one is there.
-
-        Waits up to ``linger`` seconds for one first (see :meth:`.Channel.park`).
-        """
-        return self._channel.park(resume, linger)
+    def park(self, resume: Callable[[], None]) -> bool:
+        """Call ``resume`` when the next event arrives; ``False`` if one is there."""
+        return self._channel.park(resume)
 
 
 class _SendWatch:

@@ -115,18 +115,13 @@ class Channel:
         if resume is not None:
             resume()
 
-    def park(self, resume: Callable[[], None], linger: float = 0.0) -> bool:
+    def park(self, resume: Callable[[], None]) -> bool:
         """Call ``resume()`` at the next :meth:`put` (no thread waits in :meth:`get`).
 
-        Waits up to ``linger`` seconds for an item first: a busy connection's next
-        message then needs no hand-off to another thread.
-
         Returns:
-            ``False``, and nothing is kept, when an item is (or came) there.
+            ``False``, and nothing is kept, when an item is already there.
         """
         with self._ready:
-            if not self._items and linger > 0:
-                self._ready.wait(linger)
             if self._items:
                 return False
             self._resume = resume

@@ -97,13 +97,6 @@ def test_channel_park_resumes_at_the_next_put_only_once():
     assert channel.get(0) == "a"
 
 
-def test_channel_park_lingers_for_an_item():
-    channel = Channel()
-    threading.Timer(0.05, channel.put, ("late",)).start()
-    assert not channel.park(lambda: None, linger=WAIT), "the item came while lingering"
-    assert channel.get(0) == "late"
-
-
 class ParkingChannel(Channel):
     """A Channel that says when a session parked on it."""
 
@@ -111,8 +104,8 @@ class ParkingChannel(Channel):
         super().__init__()
         self.parked = threading.Event()
 
-    def park(self, resume, linger: float = 0.0) -> bool:
-        parked = super().park(resume, linger)
+    def park(self, resume) -> bool:
+        parked = super().park(resume)
         if parked:
             self.parked.set()
         return parked
@@ -144,7 +137,7 @@ class Session:
 @pytest.mark.asyncio
 async def test_run_parked_steps_in_one_context_until_the_session_ends():
     session = Session()
-    task = asyncio.ensure_future(run_parked(session.steps(), session.channel.park, Workers(), 0.0))
+    task = asyncio.ensure_future(run_parked(session.steps(), session.channel.park, Workers()))
     for item in ("one", "two", "end"):
         parked = session.channel.parked
         assert await asyncio.to_thread(parked.wait, WAIT), "the session did not park"
