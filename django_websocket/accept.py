@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Generator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import Any
@@ -337,7 +337,7 @@ def serve_sync(
     request: HttpRequest,
     websocket: WebSocket,
     run: Callable[[], object],
-    steps: Callable[[], Iterator[None]],
+    steps: Callable[[], Generator[None, None, None]],
 ) -> SessionResponse:
     """Run a sync view's session: between events on no thread where the server can, else here.
 
@@ -376,11 +376,11 @@ def _watch_sends(transport: object, options: Options) -> None:
 
 
 async def retire_handshake_thread() -> None:
-    """Let an async view's connection go on without a thread of its own (ASGI).
+    """Let a deferred session's connection go on without a thread of its own (ASGI).
 
     The ASGI entry point gives each connection a ThreadSensitiveContext, as Django
-    does for a request: its middleware ran on that context's thread. An async
-    session may last hours, and an idle thread per connection costs memory, so
+    does for a request: its middleware ran on that context's thread. A session
+    may last hours, and an idle thread per connection costs memory, so
     the thread's DB connections are closed and the thread is parked for the next
     handshake (:mod:`.contexts`). A later ``sync_to_async`` call (the ORM's async
     API) starts another one on demand.

@@ -123,7 +123,8 @@ class WebSocketASGIHandler(ASGIHandler):
             try:
                 response = await self.get_response_async(request)
                 if connection.session is not None:
-                    # An async view's session, deferred to here (accept.serve_async):
+                    # A WebSocketView's session (or an async view's), deferred to
+                    # here (accept.serve_async, accept.serve_sync):
                     # the middleware chain has returned. Run in this frame, not a
                     # helper's (an idle connection keeps every frame of its await
                     # chain), keeping only the response's closers for its hours.

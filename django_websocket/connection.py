@@ -292,7 +292,7 @@ class WebSocket(BaseWebSocket):
                     return None
                 if block or self._state is not State.OPEN:
                     self._receive(self._next_timeout())
-                elif not self._receive(linger):
+                elif not self._receive(linger) and self._state is State.OPEN:
                     return IDLE
 
     @property
@@ -387,7 +387,17 @@ class WebSocket(BaseWebSocket):
             raise self._closed_error() from exc
         except ConnectionClosed as exc:
             self._set_closed(Close(exc.code, exc.reason))
+            self._wake_owner()
             raise
+
+    def _wake_owner(self) -> None:
+        """Have the receiving side look at the state again (sent from another thread).
+
+        A session parked between events (ASGI) or blocked without a deadline would
+        not notice a close started, or a failure seen, by another thread.
+        """
+        with contextlib.suppress(Exception):  # a transport already finished
+            self._transport.wake()
 
     def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Start the closing handshake; does nothing if already closing or closed.
@@ -399,8 +409,9 @@ class WebSocket(BaseWebSocket):
             self._transport.send_close(code, reason)
 
     def close_from_any_thread(self, code: int, reason: str) -> None:
-        """Start the closing handshake; sending is thread-safe, so this is :meth:`close`."""
+        """Start the closing handshake; sending is thread-safe. Wake the owner to wait for it."""
         self.close(code, reason)
+        self._wake_owner()
 
     def abort_from_any_thread(self) -> None:
         """Drop TCP: the owner's blocked receive returns, the session ends with 1006."""

@@ -14,7 +14,7 @@ import inspect
 import json
 import logging
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from functools import update_wrapper
 from typing import Any
 
@@ -310,7 +310,7 @@ class WebSocketView(View):
         finally:
             self._end()
 
-    def _steps(self) -> Iterator[None]:
+    def _steps(self) -> Generator[None, None, None]:
         """The connection's loop as a generator that yields when there is nothing to do.
 
         Under ASGI it is resumed on a worker thread at each event, so an idle

@@ -21,9 +21,15 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Generator
 
 from asgiref.sync import SyncToAsync
+
+try:  # asgiref >= 3.?: Local storage is tagged with its thread (see _advance)
+    from asgiref.sync import _restore_context
+except ImportError:  # pragma: no cover
+    _restore_context = None  # type: ignore[assignment]
 
 __all__ = ["IDLE_TIMEOUT", "LINGER", "MAX_IDLE", "Workers", "run_parked", "workers"]
 
@@ -58,17 +64,44 @@ class Workers:
         #: The inboxes of idle workers, the most recently idle last (its stack is warm).
         self._idle: list[queue.SimpleQueue[Job]] = []
 
+        #: Jobs that need a new thread. Threads are started by a thread of the
+        #: pool's own: starting one waits for it to run, which the caller (the
+        #: event loop, delivering a broadcast to many members) must not.
+        self._unstarted: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        self._starter: threading.Thread | None = None
+
     def submit(self, job: Job) -> None:
-        """Run ``job`` on a worker thread; never waits for one to be free."""
+        """Run ``job`` on a worker thread; never waits for one to be free or to start."""
         with self._lock:
             inbox = self._idle.pop() if self._idle else None
+            if inbox is None and self._starter is None:
+                self._starter = threading.Thread(
+                    target=self._start_workers, name="django-websocket-starter", daemon=True
+                )
+                self._starter.start()
         if inbox is not None:
             inbox.put(job)
-            return
-        thread = threading.Thread(
-            target=self._work, args=(job,), name="django-websocket-worker", daemon=True
-        )
-        thread.start()
+        else:
+            self._unstarted.put(job)
+
+    def _start_workers(self) -> None:
+        while True:
+            job = self._unstarted.get()
+            while True:
+                with self._lock:  # a worker may have become idle meanwhile
+                    inbox = self._idle.pop() if self._idle else None
+                if inbox is not None:
+                    inbox.put(job)
+                    break
+                try:
+                    threading.Thread(
+                        target=self._work, args=(job,), name="django-websocket-worker", daemon=True
+                    ).start()
+                    break
+                except RuntimeError:  # "can't start new thread": the job must still run
+                    logger.exception("Cannot start a django_websocket worker; retrying")
+                    time.sleep(0.1)
+            job = None  # type: ignore[assignment]  # not kept alive while waiting
 
     @property
     def idle(self) -> int:
@@ -129,10 +162,23 @@ def _use_loop(loop: asyncio.AbstractEventLoop) -> None:
         local.main_event_loop_pid = os.getpid()
 
 
+def _advance(steps: Generator[None, None, None], context: contextvars.Context, moved: bool) -> None:
+    """Run one step of ``steps`` (inside ``context``).
+
+    asgiref tags a ``Local``'s storage (Django's script prefix, urlconf, active
+    language and time zone) with the thread that set it, and hides it from other
+    threads; when a step runs on another thread than the last, the storage is
+    handed over, as ``sync_to_async`` does when it moves work between threads.
+    """
+    if moved and _restore_context is not None:
+        _restore_context(context)
+    next(steps)
+
+
 async def run_parked(
-    steps: Iterator[None],
+    steps: Generator[None, None, None],
     park: Callable[[Job], bool],
-    pool: Workers = workers,
+    pool: Workers | None = None,
 ) -> None:
     """Run a sync session on worker threads until it ends; return when it has.
 
@@ -140,15 +186,17 @@ async def run_parked(
     (it yields) or ends. Then ``park(resume)`` arranges for ``resume`` to be
     called at the connection's next event, or returns ``False`` if one came
     meanwhile. Every step runs in one ``contextvars`` context, this task's, so
-    that context variables set in one hook are seen by the next, as on a thread
-    of its own.
+    that context variables and asgiref ``Local`` values (the active language...)
+    set in one hook are seen by the next, as on a thread of its own.
 
     A cancel (the server shutting down) does not stop the session: the caller
     closes the connection, whose close event resumes and ends it.
     """
+    pool = pool or workers
     loop = asyncio.get_running_loop()
     ended: asyncio.Future[None] = loop.create_future()
     context = contextvars.copy_context()
+    last_thread = [threading.get_ident()]  # the thread the context's Locals belong to
 
     def done() -> None:
         if not ended.done():
@@ -159,8 +207,10 @@ async def run_parked(
         try:
             _use_loop(loop)
             while True:
+                thread = threading.get_ident()
+                moved, last_thread[0] = thread != last_thread[0], thread
                 try:
-                    context.run(next, steps)
+                    context.run(_advance, steps, context, moved)
                 except StopIteration:
                     break
                 if park(resume):
@@ -168,6 +218,10 @@ async def run_parked(
                     return  # until the next event; another worker may resume it already
         except Exception:  # the view's own errors were handled inside: ours
             logger.exception("Error in WebSocket session")
+            # Not left suspended: its finally (on_close, release) would run at
+            # garbage collection, on whatever thread, maybe the event loop's.
+            with contextlib.suppress(Exception):
+                context.run(steps.close)
         finally:
             if over:
                 with contextlib.suppress(RuntimeError):  # the loop closed meanwhile

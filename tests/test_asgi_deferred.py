@@ -17,11 +17,15 @@ import threading
 import pytest
 from asgiref.sync import async_to_sync
 from django.test import override_settings
-from django.urls import path
+from django.urls import get_script_prefix, path
+from django.utils import translation
 
+import django_websocket.views
+import django_websocket.workers
 from django_websocket import WebSocketView
 from django_websocket.asgi import get_asgi_application
 from django_websocket.connection import registry
+from django_websocket.workers import Workers
 
 pytestmark = pytest.mark.asyncio
 
@@ -86,13 +90,30 @@ class SyncRecorder(WebSocketView):
 
     def on_open(self):
         step_var.set("set in on_open")
+        translation.activate("fr")  # an asgiref Local, tagged with this thread
 
     def on_message(self, message):
         if message == "block":
             blocked.set()
             unblock.wait(10)
+        # Before async_to_sync, which would hand asgiref's Locals over by itself.
+        language, prefix = translation.get_language(), get_script_prefix()
         on_server_loop = async_to_sync(running_loop)() is self.request.META["test.loop"]
-        self.send(f"{message} {step_var.get()} {on_server_loop}")
+        self.send(f"{message} {step_var.get()} {on_server_loop} {language} {prefix}")
+
+
+class FreshThreads(Workers):
+    """A new thread for every job; the old ones stay alive, so no thread id is reused."""
+
+    def __init__(self) -> None:
+        super().__init__(max_idle=0)
+        self.release = threading.Event()
+        self.done = threading.Semaphore(0)  # released by each job that returned
+
+    def _serve(self, job) -> None:
+        job()
+        self.done.release()
+        self.release.wait(10)
 
 
 class LoopMiddleware:
@@ -132,7 +153,7 @@ SCOPE = {
 
 
 async def start(
-    scheme: str = "ws", path: str = "/ws/", sent: list = sent
+    scheme: str = "ws", path: str = "/ws/", sent: list = sent, root_path: str = ""
 ) -> tuple[asyncio.Queue, asyncio.Task]:
     incoming: asyncio.Queue[dict] = asyncio.Queue()
 
@@ -141,7 +162,8 @@ async def start(
 
     incoming.put_nowait({"type": "websocket.connect"})
     app = get_asgi_application()
-    scope = dict(SCOPE, scheme=scheme, path=path, raw_path=path.encode())
+    scope = dict(SCOPE, scheme=scheme, path=root_path + path, raw_path=path.encode())
+    scope["root_path"] = root_path
     return incoming, asyncio.create_task(app(scope, incoming.get, send))
 
 
@@ -212,12 +234,20 @@ async def test_the_request_of_a_wss_connection_is_secure():
 @override_settings(
     ROOT_URLCONF=__name__, MIDDLEWARE=[f"{__name__}.LoopMiddleware"], ALLOWED_HOSTS=["*"]
 )
-async def test_a_sync_views_hooks_share_a_context_and_a_blocked_one_stalls_no_other():
+async def test_a_sync_views_hooks_share_a_context_and_a_blocked_one_stalls_no_other(
+    monkeypatch,
+):
+    """Every step on a new worker thread: context, Locals, loop all carried over."""
+    pool = FreshThreads()
+    monkeypatch.setattr(django_websocket.workers, "workers", pool)
+    monkeypatch.setattr(django_websocket.views, "LINGER", 0.0)  # park after every event
     blocked.clear()
     unblock.clear()
     sent_a, sent_b = Events(), Events()
-    incoming_a, task_a = await start(path="/ws/sync/", sent=sent_a)
-    incoming_b, task_b = await start(path="/ws/sync/", sent=sent_b)
+    incoming_a, task_a = await start(path="/ws/sync/", sent=sent_a, root_path="/app")
+    incoming_b, task_b = await start(path="/ws/sync/", sent=sent_b, root_path="/app")
+    for _ in range(2):  # both sessions opened and parked: the next steps are new threads
+        assert await asyncio.to_thread(pool.done.acquire, True, 10)
     try:
         incoming_a.put_nowait({"type": "websocket.receive", "text": "block"})
         assert await asyncio.to_thread(blocked.wait, 10), "the hook did not run"
@@ -225,7 +255,7 @@ async def test_a_sync_views_hooks_share_a_context_and_a_blocked_one_stalls_no_ot
         incoming_b.put_nowait({"type": "websocket.receive", "text": "hi"})
         sent.changed = None
         sent_b.changed = asyncio.Event()
-        reply = {"type": "websocket.send", "text": "hi set in on_open True"}
+        reply = {"type": "websocket.send", "text": "hi set in on_open True fr /app/"}
         while reply not in sent_b:
             assert not task_b.done(), sent_b
             await asyncio.wait_for(sent_b.changed.wait(), 10)
@@ -234,11 +264,14 @@ async def test_a_sync_views_hooks_share_a_context_and_a_blocked_one_stalls_no_ot
     finally:
         unblock.set()
     sent_a.changed = asyncio.Event()
-    reply = {"type": "websocket.send", "text": "block set in on_open True"}
+    reply = {"type": "websocket.send", "text": "block set in on_open True fr /app/"}
     while reply not in sent_a:
         await asyncio.wait_for(sent_a.changed.wait(), 10)
         sent_a.changed.clear()
     for incoming in (incoming_a, incoming_b):
         incoming.put_nowait({"type": "websocket.disconnect", "code": 1000})
-    await asyncio.wait_for(asyncio.gather(task_a, task_b), 10)
+    try:
+        await asyncio.wait_for(asyncio.gather(task_a, task_b), 10)
+    finally:
+        pool.release.set()
     assert len(registry) == 0

@@ -3,8 +3,9 @@
 :class:`ASGIConnection` is what the ASGI entry point hands to the Django edge for
 one ``websocket`` scope: it completes or refuses the handshake. After acceptance,
 :class:`ASGITransport` carries events for ``async def`` views on the event loop,
-and :class:`ASGIThreadTransport` carries them for sync views running on a thread
-of their own, with a task on the loop receiving for them.
+and :class:`ASGIThreadTransport` carries them for sync views, with a task on the
+loop receiving for them: to a view function's thread, or to a ``WebSocketView``
+session parked between events (:mod:`django_websocket.workers`).
 """
 
 from __future__ import annotations
@@ -561,7 +562,7 @@ class ASGIConnection:
         return self.thread_transport
 
     def defer(self, session: Coroutine[Any, Any, object], websocket: Any) -> None:
-        """Keep an async view's ``session`` for the entry point (see ``serve_async``)."""
+        """Keep a view's ``session`` for the entry point (``serve_async``, ``serve_sync``)."""
         self.session, self.websocket = session, websocket
 
     async def cancelled(self) -> None:
