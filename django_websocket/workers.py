@@ -38,7 +38,7 @@ logger = logging.getLogger("django_websocket")
 #: Idle worker threads kept per process; more end as soon as they are idle.
 MAX_IDLE = 32
 #: Seconds an idle worker waits for a job before it ends.
-IDLE_TIMEOUT = 30.0
+IDLE_TIMEOUT = 10.0
 #: Seconds a session's worker waits for the connection's next event before the
 #: session yields to be parked: a busy connection keeps its thread, with no
 #: hand-off per message.
