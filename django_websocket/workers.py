@@ -26,9 +26,9 @@ from collections.abc import Callable, Generator
 
 from asgiref.sync import SyncToAsync
 
-try:  # asgiref >= 3.?: Local storage is tagged with its thread (see _advance)
+try:  # private, but what sync_to_async itself uses to move a context (see _advance)
     from asgiref.sync import _restore_context
-except ImportError:  # pragma: no cover
+except ImportError:  # pragma: no cover  (a future asgiref): Locals stay per thread
     _restore_context = None  # type: ignore[assignment]
 
 __all__ = ["IDLE_TIMEOUT", "LINGER", "MAX_IDLE", "Workers", "run_parked", "workers"]
