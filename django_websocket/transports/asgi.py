@@ -536,8 +536,9 @@ class ASGIConnection:
         self.accepted = False
         self.responded = False
         self.thread_transport: ASGIThreadTransport | None = None
-        #: An async view's session, to run once Django's response path unwound, and
-        #: its connection (released without running it if the server stops first).
+        #: A view's deferred session (serve_async, serve_sync), to run once Django's
+        #: response path unwound, and its connection (released without running it
+        #: if the server stops first).
         self.session: Coroutine[Any, Any, object] | None = None
         self.websocket: Any = None
 

@@ -42,26 +42,23 @@ class _Waiter:
 
     def __init__(self, sock: socket.socket) -> None:
         self.fd = sock.fileno()
+        self._fds = [self.fd]
         poll = getattr(select, "poll", None)
         self._poller = poll() if poll is not None else None
-        # The fds to select() on, without poll (an idle connection keeps no list else).
-        self._fds = [self.fd] if self._poller is None else []
         if self._poller is not None:
             self._poller.register(self.fd, _POLLIN)
 
     def add(self, fd: int) -> None:
         """Also wake up when ``fd`` (an eventfd) is readable."""
+        self._fds.append(fd)
         if self._poller is not None:
             self._poller.register(fd, _POLLIN)
-        else:
-            self._fds.append(fd)
 
     def discard(self, fd: int) -> None:
-        if self._poller is not None:
-            with contextlib.suppress(KeyError):
-                self._poller.unregister(fd)
-        elif fd in self._fds:
+        if fd in self._fds:
             self._fds.remove(fd)
+            if self._poller is not None:
+                self._poller.unregister(fd)
 
     def readable(self, timeout: float | None) -> list[int]:
         """Wait until the socket or an added fd has data or EOF; return the ready fds."""
