@@ -1,17 +1,18 @@
-"""``request.META`` strings shared between WebSocket connections.
+"""``request.META`` strings and ASGI scope headers shared between WebSocket connections.
 
-A session keeps its request (``self.request``) for as long as it lasts, hours
-perhaps; its ``META`` names, and the values that are the same for every client
-(host, protocol, the upgrade headers), are then the same strings for every
-connection instead of a copy each. The table is bounded: made-up header names
-from clients cannot grow it.
+A session keeps its request (``self.request``, and under ASGI ``request.scope``)
+for as long as it lasts, hours perhaps; its ``META`` names, and the values that
+are the same for every client (host, protocol, the upgrade headers), are then the
+same strings for every connection instead of a copy each; likewise the scope's
+header pairs. The tables are bounded: made-up header names from clients cannot
+grow them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["share_meta", "shared_meta"]
+__all__ = ["share_headers", "share_meta", "shared_meta"]
 
 _SHARED: dict[str, str] = {}
 _SHARED_MAX = 512
@@ -26,6 +27,16 @@ _REPEATING = frozenset(
         "HTTP_ACCEPT_ENCODING", "HTTP_ACCEPT_LANGUAGE", "HTTP_CACHE_CONTROL", "HTTP_PRAGMA",
     }
 )  # fmt: skip
+
+
+#: The same headers, as names in an ASGI scope (compared lower-cased: uvicorn keeps
+#: the client's case).
+_REPEATING_HEADERS = frozenset(
+    key[5:].lower().replace("_", "-").encode("latin-1")
+    for key in _REPEATING
+    if key.startswith("HTTP_")
+)
+_SHARED_PAIRS: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = {}
 
 
 def _shared(text: str) -> str:
@@ -57,3 +68,32 @@ def share_meta(meta: dict[str, Any]) -> None:
     items = _items(meta)
     meta.clear()
     meta.update(items)
+
+
+def share_headers(headers: Any) -> None:
+    """Share an ASGI scope's header pairs in place: the repeating ones whole, the rest's names.
+
+    The list stays the server's; each pair is replaced by an equal one.
+    """
+    if type(headers) is not list:
+        return
+    for index, pair in enumerate(headers):
+        if type(pair) is not tuple or len(pair) != 2:
+            continue
+        name, value = pair
+        if type(name) is not bytes or type(value) is not bytes:
+            continue
+        if name.lower() not in _REPEATING_HEADERS:
+            found = _SHARED_PAIRS.get((name, b""))
+            if found is None:
+                if len(_SHARED_PAIRS) >= _SHARED_MAX or len(name) > 256:
+                    continue
+                found = _SHARED_PAIRS[(name, b"")] = (name, b"")
+            headers[index] = (found[0], value)
+            continue
+        found = _SHARED_PAIRS.get(pair)
+        if found is None:
+            if len(_SHARED_PAIRS) >= _SHARED_MAX or len(value) > 256:
+                continue
+            found = _SHARED_PAIRS[pair] = pair
+        headers[index] = found
