@@ -25,10 +25,11 @@ from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.core import signals
 from django.core.handlers.asgi import ASGIHandler
 from django.http import HttpRequest, HttpResponseBase
+from django.urls import get_script_prefix as current_script_prefix
 from django.urls import set_script_prefix
 
 from .contexts import connection_thread_retired, lend_thread, take_thread
-from .meta import shared_meta
+from .meta import share_headers, shared_meta
 from .transports.asgi import ASGIConnection, Receive, Scope, Send
 from .transports.servers import UPGRADE_KEY
 
@@ -56,13 +57,15 @@ class WebSocketRequest(django_asgi.ASGIRequest):
     ``ASGIRequest`` reads an HTTP scope (a ``method``, an ``http`` scheme): it is
     built from a copy that has them, then keeps the server's own scope instead, so
     a session does not keep a second one. ``scheme`` is ``http`` or ``https``.
-    ``META``'s names and repeating values are shared between connections.
+    ``META``'s names and repeating values, and the scope's header pairs, are shared
+    between connections.
     """
 
     def __init__(self, scope: Scope, body_file: Any) -> None:
         super().__init__(_http_scope(scope), body_file)
         self.scope = scope
         self.META = shared_meta(self.META)
+        share_headers(scope.get("headers"))
 
     def _get_scheme(self) -> str:
         return "https" if self.scope.get("scheme") == "wss" else "http"
@@ -73,6 +76,20 @@ def _request_class(scope: Scope, body_file: Any) -> HttpRequest:
     if scope.get("type") == "websocket":
         return WebSocketRequest(scope, body_file)
     return django_asgi.ASGIRequest(scope, body_file)
+
+
+class _NoBody(io.BytesIO):
+    """The body of every upgrade request: empty, shared, never closed or written."""
+
+    def close(self) -> None:
+        pass  # shared: ASGIRequest.close() closes its stream when a session ends
+
+    def write(self, data: Any) -> int:
+        raise io.UnsupportedOperation("an upgrade request has no body to write")
+
+
+#: One for all sessions rather than a stream each for hours (``request.body`` is b"").
+_NO_BODY = _NoBody()
 
 
 def _response_headers(response: HttpResponseBase) -> list[tuple[bytes, bytes]]:
@@ -90,65 +107,75 @@ class WebSocketASGIHandler(ASGIHandler):
     request_class = staticmethod(_request_class)  # type: ignore[assignment]
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        kind = scope["type"]
-        if kind == "websocket":
-            async with ThreadSensitiveContext():
-                await self.handle_websocket(scope, receive, send)
-        elif kind == "lifespan":
-            await self.handle_lifespan(receive, send)
-        else:
-            await super().__call__(scope, receive, send)
-
-    async def handle_websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run one WebSocket connection through Django, from connect to close."""
+        if scope["type"] != "websocket":
+            if scope["type"] == "lifespan":
+                await self.handle_lifespan(receive, send)
+            else:
+                await super().__call__(scope, receive, send)
+            return
+        # One WebSocket connection through Django, from connect to close, all in this
+        # frame: an idle connection keeps every frame of its await chain for hours.
         # Not at import (it reads settings); before any middleware runs, so that its
         # connection_created receiver sees every DB connection of this connection.
         from .accept import SessionResponse, abandon, retire_handshake_thread
 
-        message = await receive()
-        if message["type"] != "websocket.connect":
-            return  # the client left before the handshake
-        connection = ASGIConnection(scope, receive, send)
-        lend_thread()  # a parked thread rather than a new one for the sync parts
-        if get_script_prefix is not None:
-            set_script_prefix(get_script_prefix(scope))
-        else:
-            set_script_prefix(self.get_script_prefix(scope))  # type: ignore[attr-defined]
-        await sync_to_async(signals.request_started.send, thread_sensitive=True)(
-            sender=self.__class__, scope=scope
-        )
-        request, response = self.create_request(scope, io.BytesIO())
-        if request is not None:
-            request.META[UPGRADE_KEY] = connection
-            try:
-                response = await self.get_response_async(request)
-                if connection.session is not None:
-                    # A WebSocketView's session (or an async view's), deferred to
-                    # here (accept.serve_async, accept.serve_sync):
-                    # the middleware chain has returned. Run in this frame, not a
-                    # helper's (an idle connection keeps every frame of its await
-                    # chain), keeping only the response's closers for its hours.
-                    closers = response._resource_closers  # type: ignore[attr-defined]
-                    response = None
-                    try:
-                        await retire_handshake_thread()
-                    except Exception:  # the session must run (and end) all the same
-                        logger.exception("Error closing a WebSocket handshake's DB connections")
-                    session, connection.session = connection.session, None
-                    try:
-                        await session
-                    except Exception:  # the view's own errors were handled inside: ours
-                        logger.exception("Error in WebSocket session")
-                    response = SessionResponse()
-                    response._resource_closers = closers  # type: ignore[attr-defined]
-            except asyncio.CancelledError:
-                await connection.cancelled()
-                if connection.session is not None:  # deferred, never started: none of
-                    connection.session.close()  # the view's code runs after the 1001
-                    await abandon(connection.websocket)
-                raise
-        assert response is not None
-        await self._end(connection, response)
+        async with ThreadSensitiveContext():
+            message = await receive()
+            if message["type"] != "websocket.connect":
+                return  # the client left before the handshake
+            connection = ASGIConnection(scope, receive, send)
+            lend_thread()  # a parked thread rather than a new one for the sync parts
+            if get_script_prefix is not None:
+                prefix = get_script_prefix(scope)
+            else:
+                prefix = self.get_script_prefix(scope)  # type: ignore[attr-defined]
+            # As Django does per request, but only if it differs from what this context
+            # sees already ("/" mostly): each set copies the prefix's Local storage
+            # into the connection's context, kept for the session's hours.
+            if current_script_prefix() != (prefix if prefix.endswith("/") else f"{prefix}/"):
+                set_script_prefix(prefix)
+            await sync_to_async(signals.request_started.send, thread_sensitive=True)(
+                sender=self.__class__, scope=scope
+            )
+            request, response = self.create_request(scope, _NO_BODY)
+            if request is not None:
+                request.META[UPGRADE_KEY] = connection
+                try:
+                    response = await self.get_response_async(request)
+                    if connection.session is not None:
+                        # A WebSocketView's session (or an async view's), deferred to
+                        # here (accept.serve_async, accept.serve_sync): the middleware
+                        # chain has returned. Only the response's closers are kept for
+                        # the session's hours, and not the list Django made when it
+                        # holds only request.close (added back at the end).
+                        closers = [
+                            closer
+                            for closer in response._resource_closers  # type: ignore[attr-defined]
+                            if closer != request.close
+                        ] or None
+                        response = None
+                        try:
+                            await retire_handshake_thread()
+                        except Exception:  # the session must run (and end) all the same
+                            logger.exception("Error closing a WebSocket handshake's DB connections")
+                        session, connection.session = connection.session, None
+                        try:
+                            await session
+                        except Exception:  # the view's own errors were handled inside: ours
+                            logger.exception("Error in WebSocket session")
+                        response = SessionResponse()
+                        response._resource_closers = [  # type: ignore[attr-defined]
+                            *(closers or ()),
+                            request.close,
+                        ]
+                except asyncio.CancelledError:
+                    await connection.cancelled()
+                    if connection.session is not None:  # deferred, never started: none of
+                        connection.session.close()  # the view's code runs after the 1001
+                        await abandon(connection.websocket)
+                    raise
+            assert response is not None
+            await self._end(connection, response)
 
     async def _end(self, connection: ASGIConnection, response: HttpResponseBase) -> None:
         """Refuse the handshake with ``response`` unless it was accepted; close the response."""

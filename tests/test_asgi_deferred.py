@@ -130,7 +130,33 @@ class LoopMiddleware:
     async_capable = True
 
 
-urlpatterns = [path("ws/", Recorder.as_view()), path("ws/sync/", SyncRecorder.as_view())]
+class BodyReader(WebSocketView):
+    async def on_open(self):
+        events.append(("body", self.request.body, self.request.read()))
+
+    async def on_close(self, code, reason):
+        events.append(("close", code))
+
+
+class CloserMiddleware:
+    """Registers a closer on the response, as Django's own responses do for their files."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    async def __call__(self, request):
+        response = await self.get_response(request)
+        response._resource_closers.append(lambda: events.append(("closer",)))
+        return response
+
+
+CloserMiddleware.async_capable, CloserMiddleware.sync_capable = True, False
+
+urlpatterns = [
+    path("ws/", Recorder.as_view()),
+    path("ws/sync/", SyncRecorder.as_view()),
+    path("ws/body/", BodyReader.as_view()),
+]
 
 SCOPE = {
     "type": "websocket",
@@ -275,3 +301,37 @@ async def test_a_sync_views_hooks_share_a_context_and_a_blocked_one_stalls_no_ot
     finally:
         pool.release.set()
     assert len(registry) == 0
+
+
+@override_settings(
+    ROOT_URLCONF=__name__, MIDDLEWARE=[f"{__name__}.CloserMiddleware"], ALLOWED_HOSTS=["*"]
+)
+async def test_closers_and_request_finished_run_when_the_session_ends():
+    """The response's closers wait for the session's end, then run; so does request_finished.
+
+    Twice over: the upgrade requests share one empty body (ASGIRequest.close() closes
+    its stream when a session ends), which reads as b"" for the next one too.
+    """
+    from django.core.signals import request_finished
+
+    finished: list = []
+
+    def on_finished(sender, **kwargs):
+        finished.append(sender)
+
+    request_finished.connect(on_finished)
+    try:
+        for _ in range(2):
+            events.clear()
+            sent.clear()
+            finished.clear()
+            incoming, task = await start(path="/ws/body/")
+            await until(lambda: any(e[0] == "body" for e in events), task, "on_open ran")
+            assert ("body", b"", b"") in events
+            assert ("closer",) not in events and not finished, "not before the session ends"
+            incoming.put_nowait({"type": "websocket.disconnect", "code": 1000})
+            await asyncio.wait_for(task, 10)
+            assert events[-2:] == [("close", 1000), ("closer",)]
+            assert len(finished) == 1
+    finally:
+        request_finished.disconnect(on_finished)
