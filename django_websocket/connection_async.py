@@ -24,7 +24,7 @@ from typing import Any
 from .connection import BaseWebSocket
 from .events import Close, CloseCode, Event, Message, State
 from .exceptions import ConnectionClosed, InvalidState
-from .transports.base import AsyncTransport
+from .transports.base import AsyncTransport, DirectTransport
 
 __all__ = ["AsyncWebSocket"]
 
@@ -54,6 +54,10 @@ class AsyncWebSocket(BaseWebSocket):
             # The server pings (ASGI): with no timer of ours, wait() awaits the
             # server's receive() directly, the fast path.
             self._ping_interval = None
+        #: The transport, if it lets wait() await the server's receive itself (ASGI).
+        self._direct: DirectTransport | None = (
+            transport if callable(getattr(transport, "direct", None)) else None  # type: ignore[assignment]
+        )
         self._loop = asyncio.get_running_loop()
         self._max_queue = max_queue
         self._pump_task: asyncio.Task[None] | None = None
@@ -126,7 +130,19 @@ class AsyncWebSocket(BaseWebSocket):
                 continue
             self._receiving = True
             try:
-                event = await self._transport.receive(self._next_timeout())
+                timeout = self._next_timeout()
+                direct = self._direct if timeout is None else None
+                receive = direct.direct() if direct is not None else None
+                if direct is not None and receive is not None:
+                    # Awaited here, not in a transport coroutine: see ASGITransport.direct.
+                    try:
+                        event = direct.received(await receive())
+                    except BaseException as exc:
+                        if not direct.interrupted(exc):
+                            raise
+                        event = None  # woken: look at the deadlines again
+                else:
+                    event = await self._transport.receive(timeout)
             finally:
                 self._receiving = False
             # The common case, kept short (it runs per message): a message well

@@ -92,37 +92,68 @@ class ASGITransport:
             return self._close
         return None  # nothing a connection needs (unknown or extension events)
 
+    def direct(self) -> Receive | None:
+        """The server's ``receive`` for the caller to await itself; ``None`` if not now.
+
+        The fast path of an async view's ``wait()`` (no timeout, no receive pending
+        from a timed one): awaited in the caller's own coroutine, it saves a
+        coroutine per message, and the frame an idle session would keep for hours.
+        The caller hands the message to :meth:`received`, or an exception to
+        :meth:`interrupted`. Only one task may use it at a time.
+        """
+        if self._close is not None or self._pending is not None:
+            return None
+        self._waiter = asyncio.current_task()
+        return self._receive
+
+    def received(self, message: dict[str, Any]) -> Event | None:
+        """The event of a message from :meth:`direct`; ``None`` if none for the connection."""
+        self._waiter, self._woken = None, False
+        if message["type"] == "websocket.receive":  # per message: no method call
+            text = message.get("text")
+            return text if text is not None else bytes(message.get("bytes") or b"")
+        return self._event(message)
+
+    def interrupted(self, exc: BaseException) -> bool:
+        """Whether ``exc``, raised awaiting :meth:`direct`, was only our :meth:`wake`.
+
+        Then the caller returns as woken; otherwise it re-raises ``exc``.
+        """
+        woken, waiter = self._woken, self._waiter
+        self._waiter, self._woken = None, False
+        return isinstance(exc, asyncio.CancelledError) and woken and not _still_cancelling(waiter)
+
     async def receive(self, timeout: float | None) -> Event | None:
         while self._close is None:
-            if timeout is None and self._pending is None:
+            if timeout is None and (receive := self.direct()) is not None:
                 # The fast path: no task, no timer per message.
-                self._waiter = asyncio.current_task()
                 try:
-                    message = await self._receive()
-                except asyncio.CancelledError:
-                    if not self._woken or _still_cancelling(self._waiter):
+                    message = await receive()
+                except BaseException as exc:
+                    if not self.interrupted(exc):
                         raise
                     return None  # woken: the caller looks at its deadlines again
-                finally:
-                    self._waiter, self._woken = None, False
-            else:
-                # Keep one receive() outstanding across timeouts: cancelling it could lose an event.
-                if self._pending is None:
-                    self._pending = asyncio.ensure_future(self._receive())
-                self._wakeup = asyncio.get_running_loop().create_future()
-                try:
-                    done, _ = await asyncio.wait(
-                        {self._pending, self._wakeup},
-                        timeout=timeout,
-                        return_when=asyncio.FIRST_COMPLETED,
-                    )
-                finally:
-                    self._wakeup = None
-                if self._pending not in done:
-                    return None
-                message = self._pending.result()
-                self._pending = None
-            if message["type"] == "websocket.receive":  # per message: no method call
+                event = self.received(message)
+                if event is not None:
+                    return event
+                continue
+            # Keep one receive() outstanding across timeouts: cancelling it could lose an event.
+            if self._pending is None:
+                self._pending = asyncio.ensure_future(self._receive())
+            self._wakeup = asyncio.get_running_loop().create_future()
+            try:
+                done, _ = await asyncio.wait(
+                    {self._pending, self._wakeup},
+                    timeout=timeout,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                self._wakeup = None
+            if self._pending not in done:
+                return None
+            message = self._pending.result()
+            self._pending = None
+            if message["type"] == "websocket.receive":
                 text = message.get("text")
                 return text if text is not None else bytes(message.get("bytes") or b"")
             event = self._event(message)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from ..events import Event, Message
 
-__all__ = ["AsyncTransport", "Channel", "Transport", "Upgrade"]
+__all__ = ["AsyncTransport", "Channel", "DirectTransport", "Transport", "Upgrade"]
 
 
 class Transport(Protocol):
@@ -97,6 +97,22 @@ class AsyncTransport(Protocol):
         Called on the event loop when the connection's deadlines changed under a
         receive that is already waiting (a close started by another task).
         """
+
+
+class DirectTransport(AsyncTransport, Protocol):
+    """An :class:`AsyncTransport` whose server ``receive`` the caller may await itself.
+
+    See :meth:`~django_websocket.transports.asgi.ASGITransport.direct`.
+    """
+
+    def direct(self) -> Callable[[], Awaitable[dict[str, Any]]] | None:
+        """The server's receive to await now, or ``None`` (use :meth:`receive`)."""
+
+    def received(self, message: dict[str, Any]) -> Event | None:
+        """The event of what the receive returned (``None``: nothing for the connection)."""
+
+    def interrupted(self, exc: BaseException) -> bool:
+        """Whether ``exc`` from the receive was only :meth:`wake` (else re-raise it)."""
 
 
 class Channel:
