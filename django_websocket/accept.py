@@ -35,7 +35,7 @@ from .contexts import (
 )
 from .events import Close, CloseCode
 from .exceptions import ConnectionClosed, HandshakeError
-from .meta import share_meta
+from .meta import EMPTY_BODY, share_meta
 from .transports import servers
 from .transports.base import AsyncTransport, Transport
 from .transports.threaded import ThreadedTransport
@@ -227,6 +227,9 @@ def _accept_wsgi(request: HttpRequest, subprotocol: str | None, options: Options
     )
     server.hijacked(request.META)
     share_meta(request.META)  # the session keeps it: WSGI servers build one per request
+    # The socket's bytes are WebSocket frames now: request.read() must not take them,
+    # nor the session keep a stream over the server's reader for hours.
+    request._stream = EMPTY_BODY
     return transport
 
 

@@ -11,7 +11,6 @@ shutdown closes open WebSockets with 1001.
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import signal
 import threading
@@ -29,7 +28,7 @@ from django.urls import get_script_prefix as current_script_prefix
 from django.urls import set_script_prefix
 
 from .contexts import connection_thread_retired, lend_thread, take_thread
-from .meta import share_headers, shared_meta
+from .meta import EMPTY_BODY, share_headers, shared_meta
 from .transports.asgi import ASGIConnection, Receive, Scope, Send
 from .transports.servers import UPGRADE_KEY
 
@@ -78,20 +77,6 @@ def _request_class(scope: Scope, body_file: Any) -> HttpRequest:
     return django_asgi.ASGIRequest(scope, body_file)
 
 
-class _NoBody(io.BytesIO):
-    """The body of every upgrade request: empty, shared, never closed or written."""
-
-    def close(self) -> None:
-        pass  # shared: ASGIRequest.close() closes its stream when a session ends
-
-    def write(self, data: Any) -> int:
-        raise io.UnsupportedOperation("an upgrade request has no body to write")
-
-
-#: One for all sessions rather than a stream each for hours (``request.body`` is b"").
-_NO_BODY = _NoBody()
-
-
 def _response_headers(response: HttpResponseBase) -> list[tuple[bytes, bytes]]:
     headers = [
         (name.encode("latin-1"), str(value).encode("latin-1")) for name, value in response.items()
@@ -137,7 +122,7 @@ class WebSocketASGIHandler(ASGIHandler):
             await sync_to_async(signals.request_started.send, thread_sensitive=True)(
                 sender=self.__class__, scope=scope
             )
-            request, response = self.create_request(scope, _NO_BODY)
+            request, response = self.create_request(scope, EMPTY_BODY)
             if request is not None:
                 request.META[UPGRADE_KEY] = connection
                 try:

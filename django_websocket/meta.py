@@ -5,14 +5,15 @@ for as long as it lasts, hours perhaps; its ``META`` names, and the values that
 are the same for every client (host, protocol, the upgrade headers), are then the
 same strings for every connection instead of a copy each; likewise the scope's
 header pairs. The tables are bounded: made-up header names from clients cannot
-grow them.
+grow them. And one empty body stream for every upgrade request.
 """
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
-__all__ = ["share_headers", "share_meta", "shared_meta"]
+__all__ = ["EMPTY_BODY", "share_headers", "share_meta", "shared_meta"]
 
 _SHARED: dict[str, str] = {}
 _SHARED_MAX = 512
@@ -37,6 +38,21 @@ _REPEATING_HEADERS = frozenset(
     if key.startswith("HTTP_")
 )
 _SHARED_PAIRS: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = {}
+
+
+class _EmptyBody(io.BytesIO):
+    """The body of every upgrade request: empty, shared, never closed or written."""
+
+    def close(self) -> None:
+        pass  # shared: Django's request.close() closes its stream when a session ends
+
+    def write(self, data: Any) -> int:
+        raise io.UnsupportedOperation("an upgrade request has no body to write")
+
+
+#: One for all sessions rather than a stream each for hours (``request.body`` is b"").
+#: After the 101 a WSGI server's socket carries WebSocket frames, not a body.
+EMPTY_BODY = _EmptyBody()
 
 
 def _shared(text: str) -> str:

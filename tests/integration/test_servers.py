@@ -256,6 +256,15 @@ def test_a_burst_of_sends_arrives_in_order_before_the_close(ws_server):
         assert expect_close(ws)[0] == 4000  # daphne drops close reasons
 
 
+def test_the_request_body_is_empty_and_takes_no_frames(ws_server):
+    """After the 101 the socket carries frames: ``request.body`` reads none of them."""
+    with connect(ws_server.ws_url("/ws/lifecycle/")) as ws:
+        ws.send("body")
+        assert ws.recv(timeout=TIMEOUT) == "b''"
+        ws.send("after")
+        assert ws.recv(timeout=TIMEOUT) == "after"
+
+
 # --- lifecycle ------------------------------------------------------------------------
 
 

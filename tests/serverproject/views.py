@@ -84,6 +84,7 @@ class Lifecycle(WebSocketView):
     """Echo; ``"close 4000"`` makes the server close with 4000. Uses the default size limit.
 
     ``"burst N"``: send ``b0`` ... ``b<N-1>`` at once, then close with 4000.
+    ``"body"``: send ``repr(request.body)``.
     """
 
     def on_open(self):
@@ -96,6 +97,8 @@ class Lifecycle(WebSocketView):
             for index in range(int(message.split()[1])):
                 self.send(f"b{index}")
             self.close(4000, "burst done")
+        elif message == "body":
+            self.send(repr(self.request.body))
         else:
             self.send(message)
 

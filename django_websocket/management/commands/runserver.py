@@ -21,6 +21,7 @@ from django.apps import apps
 from django.core.servers import basehttp
 
 from ...accept import shutdown
+from ...meta import EMPTY_BODY
 from ...transports.servers import HIJACKED_KEY, READ_BUFFER_KEY, SOCKET_KEY
 
 BaseCommand: Any
@@ -115,6 +116,10 @@ class WebSocketRequestHandler(basehttp.WSGIRequestHandler):
         handler.request_handler = self
         if upgrade:
             handler.upgrade = True
+            if not self.headers.get("Content-Length"):
+                # No body to read (Django's LimitedStream over the reader otherwise,
+                # kept for the session's hours): after a 101 the socket is the session's.
+                handler.stdin = EMPTY_BODY
             self.headers = None  # type: ignore[assignment]  # in the environ now: not kept
         handler.run(self.server.get_app())
 
