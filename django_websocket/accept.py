@@ -321,7 +321,10 @@ async def aaccept(
 
 
 async def serve_async(
-    request: HttpRequest, websocket: AsyncWebSocket, session: Coroutine[Any, Any, HttpResponse]
+    request: HttpRequest,
+    websocket: AsyncWebSocket,
+    session: Coroutine[Any, Any, HttpResponse],
+    abandoned: Callable[[], object] | None = None,
 ) -> HttpResponse:
     """Run an async view's ``session``: after the view returned where the server can, else now.
 
@@ -332,12 +335,13 @@ async def serve_async(
     ``SessionMiddleware`` has saved ``request.session`` by the time ``on_open``
     runs). Elsewhere (a WSGI server, the test client) the session runs here,
     inside the view. ``websocket`` is ``session``'s connection: :func:`abandon`
-    releases it if the server cancels the connection before the session starts.
+    releases it if the server cancels the connection before the session starts;
+    ``abandoned()`` is then called too (the session's own cleanup never runs).
     """
     defer = getattr(request.META.get(servers.UPGRADE_KEY), "defer", None)
     if defer is None:
         return await session
-    defer(session, websocket)
+    defer(session, websocket, abandoned)
     return SessionResponse()
 
 
@@ -346,6 +350,7 @@ def serve_sync(
     websocket: WebSocket,
     run: Callable[[], object],
     steps: Callable[[], Generator[None, None, None]],
+    abandoned: Callable[[], object] | None = None,
 ) -> SessionResponse:
     """Run a sync view's session: between events on no thread where the server can, else here.
 
@@ -354,10 +359,11 @@ def serve_sync(
     nothing to do: :func:`.workers.run_parked` then gives its thread back until
     the next event. Elsewhere (a WSGI server, whose thread is the connection's
     anyway; the test client) ``run()`` runs the session here, blocking.
+    ``abandoned`` as for :func:`serve_async`.
     """
     defer = getattr(request.META.get(servers.UPGRADE_KEY), "defer", None)
     if defer is not None and websocket.can_park:
-        defer(run_parked(steps(), websocket.park), websocket)
+        defer(run_parked(steps(), websocket.park), websocket, abandoned)
     else:
         run()
     return SessionResponse()

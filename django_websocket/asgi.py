@@ -144,6 +144,7 @@ class WebSocketASGIHandler(ASGIHandler):
                         except Exception:  # the session must run (and end) all the same
                             logger.exception("Error closing a WebSocket handshake's DB connections")
                         session, connection.session = connection.session, None
+                        connection.abandoned = None  # the session cleans up after itself
                         try:
                             await session
                         except Exception:  # the view's own errors were handled inside: ours
@@ -157,7 +158,11 @@ class WebSocketASGIHandler(ASGIHandler):
                     await connection.cancelled()
                     if connection.session is not None:  # deferred, never started: none of
                         connection.session.close()  # the view's code runs after the 1001
-                        await abandon(connection.websocket)
+                        try:
+                            if connection.abandoned is not None:
+                                connection.abandoned()  # leave the groups it joined
+                        finally:
+                            await abandon(connection.websocket)
                     raise
             assert response is not None
             await self._end(connection, response)

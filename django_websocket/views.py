@@ -235,6 +235,20 @@ class WebSocketView(View):
         """Send ``message`` to every member of ``group``; await it in async views."""
         return abroadcast(group, message) if self.view_is_async else broadcast(group, message)
 
+    def _join_early(self) -> None:
+        """Join ``groups`` as soon as the handshake is accepted, before the session runs.
+
+        Under ASGI the session starts once Django's response path has unwound: a
+        client that already has its 101 would miss what is broadcast meanwhile.
+        Messages wait until ``on_open`` has run. A failing join (an invalid group
+        name) is left to the session's own join, which reports it as before.
+        """
+        try:
+            for group in self.groups:
+                self.join(group)
+        except Exception:
+            pass  # raised again, in the session, by its join
+
     def _leave_groups(self) -> None:
         if self._member is not None:
             get_broker().leave_all(self._member)
@@ -295,7 +309,8 @@ class WebSocketView(View):
             )
         except HandshakeError as exc:
             return refuse(exc)
-        return serve_sync(request, websocket, self._run, self._steps)
+        self._join_early()
+        return serve_sync(request, websocket, self._run, self._steps, self._leave_groups)
 
     def _run(self) -> None:
         """The connection's loop on this thread, blocking between events (WSGI)."""
@@ -330,7 +345,7 @@ class WebSocketView(View):
 
     def _open(self) -> bool:
         for group in self.groups:
-            self.join(group)
+            self.join(group)  # joined already (_join_early): only reports a failure
         return self._guard(self.on_open)
 
     def _handle(self, event: Any) -> None:
@@ -379,13 +394,21 @@ class WebSocketView(View):
             )
         except HandshakeError as exc:
             return refuse(exc)
-        return await serve_async(request, websocket, self._session_async(websocket))
+        self._join_early()
+        if isinstance(self._member, _LoopMember):
+            self._member.held = True  # no on_group_message before on_open (released there)
+        return await serve_async(
+            request, websocket, self._session_async(websocket), self._leave_groups
+        )
 
     async def _session_async(self, websocket: AsyncWebSocket) -> HttpResponse:
         try:
             for group in self.groups:
-                self.join(group)
-            if await self._aguard(self.on_open):
+                self.join(group)  # joined already (_join_early): only reports a failure
+            opened = await self._aguard(self.on_open)
+            if isinstance(self._member, _LoopMember):
+                self._member.release()
+            if opened:
                 while (message := await websocket.wait()) is not None:
                     if self.encoding == "json":
                         try:
@@ -428,6 +451,8 @@ class _LoopMember:
         self.queue: deque[tuple[str, Message]] = deque()
         self.task: asyncio.Task[None] | None = None
         self.stopped = False
+        #: Queue without sending until release() (joined before on_open ran).
+        self.held = False
 
     def deliver(self, group: str, message: Message) -> None:
         self.loop.call_soon_threadsafe(self.enqueue, group, message)
@@ -444,7 +469,13 @@ class _LoopMember:
             )
             return
         self.queue.append((group, message))
-        if self.task is None or self.task.done():
+        if not self.held and (self.task is None or self.task.done()):
+            self.task = self.loop.create_task(self._drain())
+
+    def release(self) -> None:
+        """Start sending what was queued while held; on the member's loop only."""
+        self.held = False
+        if self.queue and not self.stopped and (self.task is None or self.task.done()):
             self.task = self.loop.create_task(self._drain())
 
     async def _drain(self) -> None:

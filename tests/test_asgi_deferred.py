@@ -152,10 +152,41 @@ class CloserMiddleware:
 
 CloserMiddleware.async_capable, CloserMiddleware.sync_capable = True, False
 
+
+class Member(WebSocketView):
+    groups = ["deferred-lobby"]
+
+    async def on_open(self):
+        events.append(("open",))
+
+    async def on_group_message(self, group, message):
+        events.append(("group", message))
+        await self.send(message)
+
+    async def on_close(self, code, reason):
+        events.append(("close", code))
+
+
+class SyncMember(WebSocketView):
+    groups = ["deferred-lobby"]
+
+    def on_open(self):
+        events.append(("open",))
+
+    def on_group_message(self, group, message):
+        events.append(("group", message))
+        self.send(message)
+
+    def on_close(self, code, reason):
+        events.append(("close", code))
+
+
 urlpatterns = [
     path("ws/", Recorder.as_view()),
     path("ws/sync/", SyncRecorder.as_view()),
     path("ws/body/", BodyReader.as_view()),
+    path("ws/member/", Member.as_view()),
+    path("ws/sync-member/", SyncMember.as_view()),
 ]
 
 SCOPE = {
@@ -335,3 +366,62 @@ async def test_closers_and_request_finished_run_when_the_session_ends():
             assert len(finished) == 1
     finally:
         request_finished.disconnect(on_finished)
+
+
+def lobby_members() -> int:
+    from django_websocket.groups import get_broker
+
+    return len(get_broker()._groups.get("deferred-lobby", ()))
+
+
+@pytest.mark.parametrize("url", ["/ws/member/", "/ws/sync-member/"])
+@override_settings(
+    ROOT_URLCONF=__name__, MIDDLEWARE=[f"{__name__}.GateMiddleware"], ALLOWED_HOSTS=["*"]
+)
+async def test_a_broadcast_after_the_101_reaches_a_session_not_yet_started(url):
+    """The client has its 101 before Django's response path unwound: it is a member by then.
+
+    The group message waits for ``on_open``.
+    """
+    from django_websocket import abroadcast
+
+    events.clear()
+    sent.clear()
+    gate["event"] = asyncio.Event()
+    try:
+        incoming, task = await start(path=url)
+        await until(lambda: ("middleware", 101) in events, task, "the view returned")
+        assert {"type": "websocket.accept"} in sent, "the client has its 101"
+        await abroadcast("deferred-lobby", "early")
+        gate["event"].set()
+        await until(lambda: ("group", "early") in events, task, "the group message")
+    finally:
+        gate["event"] = None
+    assert events[:3] == [("middleware", 101), ("open",), ("group", "early")]
+    assert any(m.get("text") == "early" for m in sent)
+    incoming.put_nowait({"type": "websocket.disconnect", "code": 1000})
+    await asyncio.wait_for(task, 10)
+    assert events[-1] == ("close", 1000)
+    assert lobby_members() == 0
+
+
+@pytest.mark.parametrize("url", ["/ws/member/", "/ws/sync-member/"])
+@override_settings(
+    ROOT_URLCONF=__name__, MIDDLEWARE=[f"{__name__}.GateMiddleware"], ALLOWED_HOSTS=["*"]
+)
+async def test_a_cancel_before_the_session_started_leaves_its_groups(url):
+    events.clear()
+    sent.clear()
+    gate["event"] = asyncio.Event()  # never set: the cancel lands in the middleware
+    try:
+        _, task = await start(path=url)
+        await until(lambda: ("middleware", 101) in events, task, "the view returned")
+        assert lobby_members() == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+    finally:
+        gate["event"] = None
+    assert events == [("middleware", 101)]
+    assert lobby_members() == 0
+    assert len(registry) == 0

@@ -571,6 +571,7 @@ class ASGIConnection:
         #: response path unwound, and its connection (released without running it
         #: if the server stops first).
         self.session: Coroutine[Any, Any, object] | None = None
+        self.abandoned: Callable[[], object] | None = None
         self.websocket: Any = None
 
     @property
@@ -593,9 +594,17 @@ class ASGIConnection:
         self.thread_transport = ASGIThreadTransport(future.result(), self.loop)
         return self.thread_transport
 
-    def defer(self, session: Coroutine[Any, Any, object], websocket: Any) -> None:
-        """Keep a view's ``session`` for the entry point (``serve_async``, ``serve_sync``)."""
-        self.session, self.websocket = session, websocket
+    def defer(
+        self,
+        session: Coroutine[Any, Any, object],
+        websocket: Any,
+        abandoned: Callable[[], object] | None = None,
+    ) -> None:
+        """Keep a view's ``session`` for the entry point (``serve_async``, ``serve_sync``).
+
+        ``abandoned`` is called if the session never starts (the server cancelled).
+        """
+        self.session, self.websocket, self.abandoned = session, websocket, abandoned
 
     async def cancelled(self) -> None:
         """The server cancelled the connection (it is shutting down): end the session.
