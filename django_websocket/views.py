@@ -406,7 +406,7 @@ class WebSocketView(View):
             for group in self.groups:
                 self.join(group)  # joined already (_join_early): only reports a failure
             opened = await self._aguard(self.on_open)
-            if isinstance(self._member, _LoopMember):
+            if opened and isinstance(self._member, _LoopMember):
                 self._member.release()
             if opened:
                 while (message := await websocket.wait()) is not None:
