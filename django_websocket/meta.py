@@ -11,9 +11,11 @@ grow them. And one empty body stream for every upgrade request.
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = ["EMPTY_BODY", "share_headers", "share_meta", "shared_meta"]
+
+T = TypeVar("T")
 
 _SHARED: dict[str, str] = {}
 _SHARED_MAX = 512
@@ -37,7 +39,8 @@ _REPEATING_HEADERS = frozenset(
     for key in _REPEATING
     if key.startswith("HTTP_")
 )
-_SHARED_PAIRS: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = {}
+#: Their names (``bytes``) and repeating pairs (``tuple``), in one bounded table.
+_SHARED_HEADERS: dict[Any, Any] = {}
 
 
 class _EmptyBody(io.BytesIO):
@@ -55,13 +58,18 @@ class _EmptyBody(io.BytesIO):
 EMPTY_BODY = _EmptyBody()
 
 
-def _shared(text: str) -> str:
-    found = _SHARED.get(text)
+def _interned(table: dict[Any, Any], item: T, size: int) -> T:
+    """``item``'s equal in ``table``; ``item`` itself, kept there if there is room."""
+    found = table.get(item)
     if found is not None:
-        return found
-    if len(_SHARED) < _SHARED_MAX and len(text) <= 256:
-        _SHARED[text] = text
-    return text
+        return found  # type: ignore[no-any-return]
+    if len(table) < _SHARED_MAX and size <= 256:
+        table[item] = item
+    return item
+
+
+def _shared(text: str) -> str:
+    return _interned(_SHARED, text, len(text))
 
 
 def _items(meta: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -99,17 +107,7 @@ def share_headers(headers: Any) -> None:
         name, value = pair
         if type(name) is not bytes or type(value) is not bytes:
             continue
-        if name.lower() not in _REPEATING_HEADERS:
-            found = _SHARED_PAIRS.get((name, b""))
-            if found is None:
-                if len(_SHARED_PAIRS) >= _SHARED_MAX or len(name) > 256:
-                    continue
-                found = _SHARED_PAIRS[(name, b"")] = (name, b"")
-            headers[index] = (found[0], value)
-            continue
-        found = _SHARED_PAIRS.get(pair)
-        if found is None:
-            if len(_SHARED_PAIRS) >= _SHARED_MAX or len(value) > 256:
-                continue
-            found = _SHARED_PAIRS[pair] = pair
-        headers[index] = found
+        if name.lower() in _REPEATING_HEADERS:
+            headers[index] = _interned(_SHARED_HEADERS, pair, len(value))
+        elif (shared := _interned(_SHARED_HEADERS, name, len(name))) is not name:
+            headers[index] = (shared, value)
