@@ -107,7 +107,7 @@ class ASGITransport:
         return self._receive
 
     def received(self, message: dict[str, Any]) -> Event | None:
-        """The event of a message from :meth:`direct`; ``None`` if none for the connection."""
+        """The event of a server message (from :meth:`direct`); ``None`` if none for us."""
         self._waiter, self._woken = None, False
         if message["type"] == "websocket.receive":  # per message: no method call
             text = message.get("text")
@@ -133,30 +133,24 @@ class ASGITransport:
                     if not self.interrupted(exc):
                         raise
                     return None  # woken: the caller looks at its deadlines again
-                event = self.received(message)
-                if event is not None:
-                    return event
-                continue
-            # Keep one receive() outstanding across timeouts: cancelling it could lose an event.
-            if self._pending is None:
-                self._pending = asyncio.ensure_future(self._receive())
-            self._wakeup = asyncio.get_running_loop().create_future()
-            try:
-                done, _ = await asyncio.wait(
-                    {self._pending, self._wakeup},
-                    timeout=timeout,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-            finally:
-                self._wakeup = None
-            if self._pending not in done:
-                return None
-            message = self._pending.result()
-            self._pending = None
-            if message["type"] == "websocket.receive":
-                text = message.get("text")
-                return text if text is not None else bytes(message.get("bytes") or b"")
-            event = self._event(message)
+            else:
+                # Keep one receive() outstanding across timeouts: cancelling it could lose an event.
+                if self._pending is None:
+                    self._pending = asyncio.ensure_future(self._receive())
+                self._wakeup = asyncio.get_running_loop().create_future()
+                try:
+                    done, _ = await asyncio.wait(
+                        {self._pending, self._wakeup},
+                        timeout=timeout,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    self._wakeup = None
+                if self._pending not in done:
+                    return None
+                message = self._pending.result()
+                self._pending = None
+            event = self.received(message)
             if event is not None:
                 return event
         return self._close
