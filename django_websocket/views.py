@@ -248,6 +248,8 @@ class WebSocketView(View):
                 self.join(group)
         except Exception:
             pass  # raised again, in the session, by its join
+        if isinstance(self._member, _LoopMember):
+            self._member.held = True  # no on_group_message before on_open (released there)
 
     def _leave_groups(self) -> None:
         if self._member is not None:
@@ -395,8 +397,6 @@ class WebSocketView(View):
         except HandshakeError as exc:
             return refuse(exc)
         self._join_early()
-        if isinstance(self._member, _LoopMember):
-            self._member.held = True  # no on_group_message before on_open (released there)
         return await serve_async(
             request, websocket, self._session_async(websocket), self._leave_groups
         )
