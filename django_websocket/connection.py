@@ -305,13 +305,19 @@ class WebSocket(BaseWebSocket):
 
         After :meth:`next_event` returned :data:`IDLE`: the caller's thread may go
         and do other work. ``resume`` is called once, from whichever thread
-        delivers the event (ASGI: the event loop's).
+        delivers the event (ASGI: the event loop's; our runserver: its reactor's),
+        also when the next deadline (a keepalive ping) passes first.
 
         Returns:
             ``False`` when an event arrived meanwhile: call :meth:`next_event` again.
         """
-        park: Callable[[Callable[[], None]], bool] = self._transport.park  # type: ignore[attr-defined]
-        return park(resume)
+        park: Callable[[Callable[[], None], float | None], bool]
+        park = self._transport.park  # type: ignore[attr-defined]
+        return park(resume, self._next_timeout())
+
+    def take_socket(self) -> None:
+        """The server leaves the connection's socket to us: it is closed at :meth:`finish`."""
+        self._transport.take_socket()  # type: ignore[attr-defined]
 
     def _receive(self, timeout: float | None) -> bool:
         """Take one event from the transport; return ``False`` if none came in time."""

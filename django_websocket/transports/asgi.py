@@ -449,8 +449,12 @@ class ASGIThreadTransport:
     def wake(self) -> None:
         self._channel.put(WAKE)
 
-    def park(self, resume: Callable[[], None]) -> bool:
-        """Call ``resume`` when the next event arrives; ``False`` if one is there."""
+    def park(self, resume: Callable[[], None], timeout: float | None = None) -> bool:
+        """Call ``resume`` when the next event arrives; ``False`` if one is there.
+
+        ``timeout`` is ignored: the server does keepalive, so an open connection
+        has no deadline of its own.
+        """
         return self._channel.park(resume)
 
 

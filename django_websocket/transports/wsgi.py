@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from ..events import WAKE, Close, CloseCode, Event, Fifo, Message
 from ..exceptions import ConnectionClosed
 from ..protocol import FrameProtocol
+from .reactor import reactor
 
 __all__ = ["SocketTransport", "accept_socket"]
 
@@ -113,6 +114,8 @@ class SocketTransport:
         self._wake_fd: int | None = None
         # A closed eventfd's number may be reused; made with the eventfd (enable_wake).
         self._wake_lock: threading.Lock | None = None
+        #: Close the socket at :meth:`finish`: taken from the server (:meth:`take_socket`).
+        self._owns_socket = False
 
     # -- writing (any thread) ----------------------------------------------
 
@@ -256,8 +259,45 @@ class SocketTransport:
                     os.close(self._wake_write)
                 self._wake_fd = None
 
+    # -- parking (our runserver: no thread waits for an idle connection) ------------
+
+    def take_socket(self) -> None:
+        """Take the socket from the server: it stays open when the server closes its own.
+
+        The fd moves to a socket object of ours; the server's is left detached,
+        so its later ``shutdown()`` and ``close()`` do nothing. :meth:`finish`
+        closes ours.
+        """
+        sock = socket.socket(fileno=self._sock.detach())
+        sock.setblocking(False)
+        self._sock = sock
+        self._owns_socket = True
+
+    def park(self, resume: Callable[[], None], timeout: float | None = None) -> bool:
+        """Have the reactor call ``resume`` at the next event, instead of a thread waiting.
+
+        The next event: bytes or EOF on the socket, a :meth:`wake`, or ``timeout``
+        seconds passing (the connection's next deadline, a keepalive ping).
+
+        Returns:
+            ``False`` when an event is there already: receive it instead.
+        """
+        if self._events or self._eof or (self._tls_pending is not None and self._tls_pending()):
+            return False
+        self.enable_wake()  # a close or post from another thread must resume us
+        assert self._wake_fd is not None
+        reactor.park((self._waiter.fd, self._wake_fd), resume, timeout)
+        return True
+
     def finish(self, timeout: float | None) -> None:
         """Half-close, then wait (bounded) for the peer's FIN so TCP ends without a reset."""
+        try:
+            self._finish(timeout)
+        finally:
+            if self._owns_socket:
+                self._sock.close()
+
+    def _finish(self, timeout: float | None) -> None:
         self._close_wake()
         with self._write_lock:
             if not self._write_closed:
