@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Coroutine, Generator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -40,7 +41,7 @@ from .transports import servers
 from .transports.base import AsyncTransport, Transport
 from .transports.threaded import ThreadedTransport
 from .transports.wsgi import accept_socket
-from .workers import run_parked
+from .workers import run_parked, start_parked
 
 __all__ = [
     "Options",
@@ -357,15 +358,23 @@ def serve_sync(
     Under ASGI the session is deferred as an async view's is (:func:`serve_async`)
     and runs as ``steps()``, a generator that yields when the connection has
     nothing to do: :func:`.workers.run_parked` then gives its thread back until
-    the next event. Elsewhere (a WSGI server, whose thread is the connection's
-    anyway; the test client) ``run()`` runs the session here, blocking.
-    ``abandoned`` as for :func:`serve_async`.
+    the next event. Our runserver offers the same (:data:`.servers.DEFER_KEY`):
+    the session starts once the request's thread is done with the response, and
+    parks on the runserver's reactor. Elsewhere (gunicorn, whose thread is the
+    connection's anyway; the test client) ``run()`` runs the session here,
+    blocking. ``abandoned`` as for :func:`serve_async`.
     """
-    defer = getattr(request.META.get(servers.UPGRADE_KEY), "defer", None)
-    if defer is not None and websocket.can_park:
-        defer(run_parked(steps(), websocket.park), websocket, abandoned)
-    else:
-        run()
+    if websocket.can_park:
+        defer = getattr(request.META.get(servers.UPGRADE_KEY), "defer", None)
+        if defer is not None:
+            defer(run_parked(steps(), websocket.park), websocket, abandoned)
+            return SessionResponse()
+        later = request.META.get(servers.DEFER_KEY)
+        if later is not None:  # our runserver
+            websocket.take_socket()
+            later(partial(start_parked, steps(), websocket.park))
+            return SessionResponse()
+    run()
     return SessionResponse()
 
 

@@ -1,10 +1,11 @@
-"""Threads for sync views under ASGI, lent per event rather than held per connection.
+"""Threads for sync views, lent per event rather than held per connection.
 
 A sync ``WebSocketView`` blocks a thread only while one of its hooks runs. Under
-ASGI its session is a generator (``WebSocketView._steps``) that yields when the
-connection has nothing to do; :func:`run_parked` then parks it on its transport
-and hands the thread back. The next event (a message, a group post, the close)
-resumes it on a worker thread from :data:`workers`.
+ASGI and on our runserver its session is a generator (``WebSocketView._steps``)
+that yields when the connection has nothing to do; :func:`run_parked` (ASGI) or
+:func:`start_parked` (runserver) then parks it on its transport and hands the
+thread back. The next event (a message, a group post, the close, a keepalive
+deadline) resumes it on a worker thread from :data:`workers`.
 
 The pool is elastic: a job never waits for a busy worker, a new thread starts
 instead, so one blocked hook never stalls another connection. Idle workers are
@@ -31,7 +32,15 @@ try:  # private, but what sync_to_async itself uses to move a context (see _adva
 except ImportError:  # pragma: no cover  (a future asgiref): Locals stay per thread
     _restore_context = None  # type: ignore[assignment]
 
-__all__ = ["IDLE_TIMEOUT", "LINGER", "MAX_IDLE", "Workers", "run_parked", "workers"]
+__all__ = [
+    "IDLE_TIMEOUT",
+    "LINGER",
+    "MAX_IDLE",
+    "Workers",
+    "run_parked",
+    "start_parked",
+    "workers",
+]
 
 logger = logging.getLogger("django_websocket")
 
@@ -175,6 +184,52 @@ def _advance(steps: Generator[None, None, None], context: contextvars.Context, m
     next(steps)
 
 
+def _session_steps(
+    steps: Generator[None, None, None],
+    park: Callable[[Job], bool],
+    pool: Workers,
+    ended: Callable[[], None] | None,
+    prepare: Callable[[], None] | None = None,
+) -> Job:
+    """Return the job that runs ``steps`` until it parks or ends (see :func:`run_parked`).
+
+    ``ended()`` is called (on the worker) when the session ended; ``prepare()``
+    before each job's first step.
+    """
+    context = contextvars.copy_context()
+    last_thread = [threading.get_ident()]  # the thread the context's Locals belong to
+
+    def step() -> None:
+        over = True  # the session ended (or broke): tell the caller
+        try:
+            if prepare is not None:
+                prepare()
+            while True:
+                thread = threading.get_ident()
+                moved, last_thread[0] = thread != last_thread[0], thread
+                try:
+                    context.run(_advance, steps, context, moved)
+                except StopIteration:
+                    break
+                if park(resume):
+                    over = False
+                    return  # until the next event; another worker may resume it already
+        except Exception:  # the view's own errors were handled inside: ours
+            logger.exception("Error in WebSocket session")
+            # Not left suspended: its finally (on_close, release) would run at
+            # garbage collection, on whatever thread, maybe the event loop's.
+            with contextlib.suppress(Exception):
+                context.run(steps.close)
+        finally:
+            if over and ended is not None:
+                ended()
+
+    def resume() -> None:
+        pool.submit(step)
+
+    return step
+
+
 async def run_parked(
     steps: Generator[None, None, None],
     park: Callable[[Job], bool],
@@ -195,40 +250,29 @@ async def run_parked(
     pool = pool or workers
     loop = asyncio.get_running_loop()
     ended: asyncio.Future[None] = loop.create_future()
-    context = contextvars.copy_context()
-    last_thread = [threading.get_ident()]  # the thread the context's Locals belong to
 
     def done() -> None:
         if not ended.done():
             ended.set_result(None)
 
-    def step() -> None:
-        over = True  # the session ended (or broke): tell the loop
-        try:
-            _use_loop(loop)
-            while True:
-                thread = threading.get_ident()
-                moved, last_thread[0] = thread != last_thread[0], thread
-                try:
-                    context.run(_advance, steps, context, moved)
-                except StopIteration:
-                    break
-                if park(resume):
-                    over = False
-                    return  # until the next event; another worker may resume it already
-        except Exception:  # the view's own errors were handled inside: ours
-            logger.exception("Error in WebSocket session")
-            # Not left suspended: its finally (on_close, release) would run at
-            # garbage collection, on whatever thread, maybe the event loop's.
-            with contextlib.suppress(Exception):
-                context.run(steps.close)
-        finally:
-            if over:
-                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                    loop.call_soon_threadsafe(done)
+    def tell_loop() -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(done)
 
-    def resume() -> None:
-        pool.submit(step)
-
-    pool.submit(step)
+    pool.submit(_session_steps(steps, park, pool, tell_loop, lambda: _use_loop(loop)))
     await ended
+
+
+def start_parked(
+    steps: Generator[None, None, None],
+    park: Callable[[Job], bool],
+    pool: Workers | None = None,
+) -> None:
+    """Start a sync session on worker threads and return at once (our runserver).
+
+    As :func:`run_parked`, without an event loop: the calling thread (the
+    request's, done with the response) is free to end. The context is this
+    thread's, copied now.
+    """
+    pool = pool or workers
+    pool.submit(_session_steps(steps, park, pool, None))

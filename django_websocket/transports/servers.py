@@ -5,7 +5,8 @@ client's socket in the WSGI environ, and must write nothing after the applicatio
 returns when we have taken the socket over. Each :class:`Server` row says how.
 
 Our own ``runserver`` uses the documented keys :data:`SOCKET_KEY`,
-:data:`READ_BUFFER_KEY` and :data:`HIJACKED_KEY`; another server can do the same.
+:data:`READ_BUFFER_KEY`, :data:`HIJACKED_KEY` and :data:`DEFER_KEY`; another
+server can do the same.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "DEFER_KEY",
     "HIJACKED_KEY",
     "READ_BUFFER_KEY",
     "SERVERS",
@@ -39,6 +41,12 @@ SOCKET_KEY = "django_websocket.socket"
 READ_BUFFER_KEY = "django_websocket.read_buffer"
 #: Set to ``True`` by us once the socket is ours: the server must write nothing more.
 HIJACKED_KEY = "django_websocket.hijacked"
+#: Optional callable ``defer(start)``: the server calls ``start()`` on the request's
+#: thread once it is done with the response (Django's response path has unwound),
+#: and from then on neither writes to nor closes the socket; the WebSocket's
+#: transport closes it when its session ends. A sync ``WebSocketView`` then runs
+#: parked between events, on no thread of its own (our runserver offers it).
+DEFER_KEY = "django_websocket.defer"
 #: An in-process :class:`~.base.Upgrade` that completes the handshake for this request:
 #: the ASGI entry point's :class:`~.asgi.ASGIConnection`, or the test client's.
 UPGRADE_KEY = "django_websocket.upgrade"

@@ -21,6 +21,7 @@ urlpatterns = [
     path("ws/boom/", views.Boom.as_view()),
     path("ws/with-get/", views.WithGet.as_view()),
     path("ws/blocker/", views.Blocker.as_view()),
+    path("ws/remembers/", views.Remembers.as_view()),
     # WebSocketView, async.
     path("ws/async-echo/", views.AsyncEcho.as_view()),
     path("ws/async-echo-function/", views.async_echo_function),

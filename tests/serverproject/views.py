@@ -6,6 +6,7 @@ blocking view started and ended) are appended by :func:`record` as JSON lines to
 the tests poll that file with a deadline (``tests/integration/servers.py``).
 """
 
+import contextvars
 import json
 import os
 import re
@@ -17,6 +18,7 @@ from django.conf import settings
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
+from django.utils import translation
 
 from django_websocket import WebSocketView, require_websocket
 
@@ -59,6 +61,31 @@ def login_done(request):
 
 
 # --- WebSocketView: sync -------------------------------------------------------------
+
+#: Set in Remembers.on_open, read in its on_message: carried over to whichever
+#: thread runs the next hook of a parked session.
+_remembered = contextvars.ContextVar("remembered", default="unset")
+
+
+class Remembers(WebSocketView):
+    """Set a context variable and the language in on_open; report them per message.
+
+    Each reply is JSON: the message, both values and the ident of the hook's thread.
+    """
+
+    def on_open(self):
+        _remembered.set(self.request.GET.get("key", "set"))
+        translation.activate("fr")  # an asgiref Local, tagged with this thread
+
+    def on_message(self, message):
+        self.send_json(
+            {
+                "message": message,
+                "remembered": _remembered.get(),
+                "language": translation.get_language(),
+                "thread": threading.get_ident(),
+            }
+        )
 
 
 class Echo(WebSocketView):

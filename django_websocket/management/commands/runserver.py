@@ -4,8 +4,11 @@ It is Django's development server (staticfiles' when that app is installed, so
 static files keep being served) with a request handler that puts the client socket
 in the WSGI environ (:data:`~django_websocket.transports.servers.SOCKET_KEY`) and
 writes nothing after a WebSocket session. Threaded as always; ``--multithreaded``
-is accepted for django-websocket 0.3 compatibility. Open WebSockets are closed with
-1001 when the server stops.
+is accepted for django-websocket 0.3 compatibility. A sync ``WebSocketView``'s
+session starts once the response is done and parks between events
+(:data:`~django_websocket.transports.servers.DEFER_KEY`): the request's thread
+ends, and an idle connection holds none. Open WebSockets are closed with 1001
+when the server stops.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import atexit
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 from wsgiref import simple_server
 
@@ -22,7 +26,7 @@ from django.core.servers import basehttp
 
 from ...accept import shutdown
 from ...meta import EMPTY_BODY
-from ...transports.servers import HIJACKED_KEY, READ_BUFFER_KEY, SOCKET_KEY
+from ...transports.servers import DEFER_KEY, HIJACKED_KEY, READ_BUFFER_KEY, SOCKET_KEY
 
 BaseCommand: Any
 if apps.is_installed("django.contrib.staticfiles"):
@@ -121,12 +125,26 @@ class WebSocketRequestHandler(basehttp.WSGIRequestHandler):
                 # kept for the session's hours): after a 101 the socket is the session's.
                 handler.stdin = EMPTY_BODY
             self.headers = None  # type: ignore[assignment]  # in the environ now: not kept
-        handler.run(self.server.get_app())
+        try:
+            handler.run(self.server.get_app())
+        finally:
+            start, self._start = self._start, None
+            if start is not None:  # a WebSocketView session, parked between events
+                self.close_connection = True
+                start()  # the socket is the session's now: our close leaves it open
+
+    #: The deferred session to start once the response is done (DEFER_KEY).
+    _start: Callable[[], None] | None = None
+
+    def defer(self, start: Callable[[], None]) -> None:
+        """Start a session once this thread is done with the response, then end."""
+        self._start = start
 
     def _environ(self) -> dict[str, Any]:
         environ: dict[str, Any] = self.get_environ()
         environ[SOCKET_KEY] = self.connection
         environ[READ_BUFFER_KEY] = self.read_buffer
+        environ[DEFER_KEY] = self.defer
         return environ
 
 
@@ -155,8 +173,9 @@ class Command(BaseCommand):
     def inner_run(self, *args: Any, **options: Any) -> None:
         if not options.get("use_threading", True):
             self.stderr.write(
-                "Warning: --nothreading serves one request at a time; an open WebSocket "
-                "blocks every other request."
+                "Warning: --nothreading serves one request at a time; a WebSocket "
+                "served by an async view or a view function blocks every other "
+                "request while it is open (a sync WebSocketView does not)."
             )
         # Before interpreter exit joins worker threads (async views' sessions run there).
         register = getattr(threading, "_register_atexit", atexit.register)
