@@ -16,8 +16,8 @@ import contextlib
 import heapq
 import itertools
 import logging
-import os
 import selectors
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -43,14 +43,15 @@ class Reactor:
 
     :meth:`park` may be called from any thread; the selector is only touched by
     the reactor's own thread (started at the first park), which takes new
-    entries from a list when woken through its pipe.
+    entries from a list when woken through its socketpair.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._new: list[_Parked] = []
-        self._woken = False  # a byte is in the pipe already: one is enough
-        self._wake_write: int | None = None  # the pipe and thread come with the first park
+        self._woken = False  # a byte is on its way to the reactor: one is enough
+        #: The wake socket; it and the thread come with the first park.
+        self._wake_write: socket.socket | None = None
 
     def park(self, fds: Sequence[int], resume: Callable[[], None], timeout: float | None) -> None:
         """Call ``resume()`` (on the reactor's thread) once one of ``fds`` is readable.
@@ -64,9 +65,9 @@ class Reactor:
         with self._lock:
             self._new.append(_Parked(fds, resume, deadline))
             if self._wake_write is None:
-                wake_read, self._wake_write = os.pipe()
-                os.set_blocking(wake_read, False)
-                os.set_blocking(self._wake_write, False)
+                wake_read, self._wake_write = socket.socketpair()  # selectable everywhere
+                wake_read.setblocking(False)
+                self._wake_write.setblocking(False)
                 thread = threading.Thread(
                     target=self._run, args=(wake_read,), name="django-websocket-reactor"
                 )
@@ -75,9 +76,10 @@ class Reactor:
             if self._woken:
                 return
             self._woken = True
-        os.write(self._wake_write, b"\0")
+        with contextlib.suppress(BlockingIOError):  # full: the reactor is awake anyway
+            self._wake_write.send(b"\0")
 
-    def _run(self, wake_read: int) -> None:
+    def _run(self, wake_read: socket.socket) -> None:
         selector = selectors.DefaultSelector()
         selector.register(wake_read, selectors.EVENT_READ)
         order = itertools.count()  # ties in the deadline heap never compare entries
@@ -109,6 +111,10 @@ class Reactor:
                     continue
                 if entry.deadline is not None:
                     heapq.heappush(deadlines, (entry.deadline, next(order), entry))
+            if len(deadlines) > 64 and len(deadlines) > 2 * len(selector.get_map()):
+                # Mostly entries that an fd resumed before their deadline: drop them.
+                deadlines = [item for item in deadlines if item[2].resume is not None]
+                heapq.heapify(deadlines)
             if not due:
                 while deadlines and deadlines[0][2].resume is None:
                     heapq.heappop(deadlines)  # resumed by an fd meanwhile
@@ -116,9 +122,9 @@ class Reactor:
                 if deadlines:
                     timeout = max(deadlines[0][0] - time.monotonic(), 0.0)
                 for key, _ in selector.select(timeout):
-                    if key.data is None:  # the wake pipe: new entries
+                    if key.data is None:  # the wake socket: new entries
                         with contextlib.suppress(BlockingIOError):
-                            os.read(wake_read, 4096)
+                            wake_read.recv(4096)
                     else:
                         take(key.data)
                 now = time.monotonic()

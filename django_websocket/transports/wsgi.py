@@ -266,11 +266,13 @@ class SocketTransport:
 
         The fd moves to a socket object of ours; the server's is left detached,
         so its later ``shutdown()`` and ``close()`` do nothing. :meth:`finish`
-        closes ours.
+        closes ours. A TLS socket cannot move (its TLS state is the object's):
+        it is kept as it is, and the server must leave it alone.
         """
-        sock = socket.socket(fileno=self._sock.detach())
-        sock.setblocking(False)
-        self._sock = sock
+        if not isinstance(self._sock, ssl.SSLSocket):
+            sock = socket.socket(fileno=self._sock.detach())
+            sock.setblocking(False)
+            self._sock = sock
         self._owns_socket = True
 
     def park(self, resume: Callable[[], None], timeout: float | None = None) -> bool:

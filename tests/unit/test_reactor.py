@@ -104,7 +104,7 @@ def test_a_failing_resume_does_not_stop_the_others(reactor):
 
 def test_a_closed_fd_resumes_at_once_instead_of_breaking_the_reactor(reactor):
     first = Resumed()
-    reactor.park((), first, 0)  # the reactor's own pipe exists now: not the closed fd's number
+    reactor.park((), first, 0)  # the reactor's own socketpair exists now, not on the closed fd
     first.wait()
     closed = socket.socket()
     fd = closed.fileno()
