@@ -368,6 +368,9 @@ class AsyncWebSocketClient(WebSocketClient):
 
 class _QuietWebSocketRequestHandler(WebSocketRequestHandler):
     log_message = QuietWSGIRequestHandler.log_message
+    # The test's DB connections are shared with request threads only (Django's
+    # ThreadedWSGIServer): sessions stay on them, so hooks see the test's database.
+    defer_sessions = False
 
 
 class _LiveServer(ThreadedWSGIServer):

@@ -133,6 +133,11 @@ class WebSocketRequestHandler(basehttp.WSGIRequestHandler):
                 self.close_connection = True
                 start()  # the socket is the session's now: our close leaves it open
 
+    #: Offer DEFER_KEY: a sync WebSocketView's session then runs parked, on worker
+    #: threads. Django's live server gives the test's DB connections to its request
+    #: threads only, so :class:`~django_websocket.testing.WebSocketLiveServerTestCase`
+    #: keeps each session on its request thread.
+    defer_sessions = True
     #: The deferred session to start once the response is done (DEFER_KEY).
     _start: Callable[[], None] | None = None
 
@@ -144,7 +149,8 @@ class WebSocketRequestHandler(basehttp.WSGIRequestHandler):
         environ: dict[str, Any] = self.get_environ()
         environ[SOCKET_KEY] = self.connection
         environ[READ_BUFFER_KEY] = self.read_buffer
-        environ[DEFER_KEY] = self.defer
+        if self.defer_sessions:
+            environ[DEFER_KEY] = self.defer
         return environ
 
 
