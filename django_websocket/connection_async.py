@@ -121,7 +121,9 @@ class AsyncWebSocket(BaseWebSocket):
 
     async def wait(self) -> Message | None:
         """Wait for a message and return it; ``None`` once closed."""
-        while not self._messages:
+        # Per message, so no calls that can be spared: ``_items`` is empty exactly
+        # when the Fifo is, and with no deadline pending there is no timeout.
+        while not self._messages._items:
             if self._state is State.CLOSED:
                 return None
             if self._pump_task is not None and not self._pump_task.done():
@@ -130,7 +132,14 @@ class AsyncWebSocket(BaseWebSocket):
                 continue
             self._receiving = True
             try:
-                timeout = self._next_timeout()
+                if (
+                    self._ping_interval is None
+                    and self._ping_sent_at is None
+                    and self._close_deadline is None
+                ):
+                    timeout = None  # no deadline (the ASGI server does keepalive)
+                else:
+                    timeout = self._next_timeout()
                 direct = self._direct if timeout is None else None
                 receive = direct.direct() if direct is not None else None
                 if direct is not None and receive is not None:

@@ -16,6 +16,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Generator, Sequence
 from functools import update_wrapper
+from types import CoroutineType
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
@@ -377,17 +378,21 @@ class WebSocketView(View):
             if result is not None and inspect.isawaitable(result):
                 await result
             return True
-        except ConnectionClosed:
-            return False  # the client left while the hook sent: not an error, the loop ends
         except Exception as exc:
-            try:
-                result = self.on_error(exc)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:
-                logger.exception("Error in %s.on_error", type(self).__qualname__)
-                await self.websocket.close(CloseCode.INTERNAL_ERROR, "internal error")
+            await self._afailed(exc)
             return False
+
+    async def _afailed(self, exc: Exception) -> None:
+        """A hook raised ``exc``: hand it to ``on_error``, unless the client just left."""
+        if isinstance(exc, ConnectionClosed):
+            return  # the client left while the hook sent: not an error, the loop ends
+        try:
+            result = self.on_error(exc)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            logger.exception("Error in %s.on_error", type(self).__qualname__)
+            await self.websocket.close(CloseCode.INTERNAL_ERROR, "internal error")
 
     async def _serve_async(self, request: HttpRequest) -> HttpResponse:
         try:
@@ -409,16 +414,26 @@ class WebSocketView(View):
             if opened and isinstance(self._member, _LoopMember):
                 self._member.release()
             if opened:
+                on_message, decode = self.on_message, self.encoding == "json"
                 while (message := await websocket.wait()) is not None:
-                    if self.encoding == "json":
+                    if decode:
                         try:
                             message = json.loads(message)
                         except ValueError:
                             await websocket.close(CloseCode.INVALID_DATA, "invalid json")
                             message = None
                             continue
-                    await self._aguard(self.on_message, message)
-                    message = None  # not kept alive while the loop waits (see _serve)
+                    # _aguard(on_message, message), inline: it runs per message.
+                    try:
+                        result = on_message(message)
+                        message = None  # not kept alive while the loop waits (see _serve)
+                        if result is not None and (
+                            result.__class__ is CoroutineType or inspect.isawaitable(result)
+                        ):
+                            await result
+                    except Exception as exc:
+                        await self._afailed(exc)
+                    result = None
         finally:
             self._leave_groups()
             if isinstance(self._member, _LoopMember):
