@@ -370,8 +370,7 @@ def serve_sync(
             defer(run_parked(steps(), websocket.park), websocket, abandoned)
             return SessionResponse()
         later = request.META.get(servers.DEFER_KEY)
-        if later is not None:  # our runserver
-            websocket.take_socket()
+        if later is not None and websocket.take_socket():  # our runserver
             later(partial(start_parked, steps(), websocket.park))
             return SessionResponse()
     run()

@@ -315,9 +315,10 @@ class WebSocket(BaseWebSocket):
         park = self._transport.park  # type: ignore[attr-defined]
         return park(resume, self._next_timeout())
 
-    def take_socket(self) -> None:
-        """The server leaves the connection's socket to us: it is closed at :meth:`finish`."""
-        self._transport.take_socket()  # type: ignore[attr-defined]
+    def take_socket(self) -> bool:
+        """Take the socket from the server (closed at :meth:`finish`); ``False``: cannot."""
+        take: Callable[[], bool] | None = getattr(self._transport, "take_socket", None)
+        return take is not None and take()
 
     def _receive(self, timeout: float | None) -> bool:
         """Take one event from the transport; return ``False`` if none came in time."""
@@ -399,7 +400,7 @@ class WebSocket(BaseWebSocket):
     def _wake_owner(self) -> None:
         """Have the receiving side look at the state again (sent from another thread).
 
-        A session parked between events (ASGI) or blocked without a deadline would
+        A session parked between events (ASGI, runserver) or blocked without a deadline would
         not notice a close started, or a failure seen, by another thread.
         """
         with contextlib.suppress(Exception):  # a transport already finished

@@ -331,8 +331,8 @@ class WebSocketView(View):
     def _steps(self) -> Generator[None, None, None]:
         """The connection's loop as a generator that yields when there is nothing to do.
 
-        Under ASGI it is resumed on a worker thread at each event, so an idle
-        connection holds no thread (:func:`.accept.serve_sync`).
+        Under ASGI and on our runserver it is resumed on a worker thread at each
+        event, so an idle connection holds no thread (:func:`.accept.serve_sync`).
         """
         websocket: WebSocket = self.websocket
         try:
@@ -432,6 +432,7 @@ class WebSocketView(View):
                         ):
                             await result
                     except Exception as exc:
+                        message = None  # not kept alive through on_error
                         await self._afailed(exc)
                     result = None
         finally:

@@ -43,9 +43,10 @@ READ_BUFFER_KEY = "django_websocket.read_buffer"
 HIJACKED_KEY = "django_websocket.hijacked"
 #: Optional callable ``defer(start)``: the server calls ``start()`` on the request's
 #: thread once it is done with the response (Django's response path has unwound),
-#: and from then on neither writes to nor closes the socket; the WebSocket's
-#: transport closes it when its session ends. A sync ``WebSocketView`` then runs
-#: parked between events, on no thread of its own (our runserver offers it).
+#: and from then on writes nothing. The transport has detached the fd from the
+#: server's socket object (whose ``close()`` then does nothing) and closes it when
+#: its session ends. A sync ``WebSocketView`` then runs parked between events, on
+#: no thread of its own (our runserver offers it; not for TLS sockets, nor on Windows).
 DEFER_KEY = "django_websocket.defer"
 #: An in-process :class:`~.base.Upgrade` that completes the handshake for this request:
 #: the ASGI entry point's :class:`~.asgi.ASGIConnection`, or the test client's.

@@ -1,8 +1,10 @@
 """The WSGI transport: a taken-over client socket, framed by :mod:`..protocol`.
 
 After the handshake the socket belongs to us until :meth:`SocketTransport.finish`;
-the server only closes it afterwards. Reads happen on the view's thread (no reader
-thread per connection); writes may come from any thread and are serialised.
+the server only closes it afterwards, unless we took it (:meth:`~SocketTransport.
+take_socket`, our runserver): then we close it. Reads happen on the session's
+thread (no reader thread per connection), or the session parks on the reactor
+between events; writes may come from any thread and are serialised.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import select
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -261,19 +264,25 @@ class SocketTransport:
 
     # -- parking (our runserver: no thread waits for an idle connection) ------------
 
-    def take_socket(self) -> None:
-        """Take the socket from the server: it stays open when the server closes its own.
+    def take_socket(self) -> bool:
+        """Take the socket from the server, to be parked between events; ``False``: cannot.
 
         The fd moves to a socket object of ours; the server's is left detached,
         so its later ``shutdown()`` and ``close()`` do nothing. :meth:`finish`
-        closes ours. A TLS socket cannot move (its TLS state is the object's):
-        it is kept as it is, and the server must leave it alone.
+        closes ours. Not possible for a TLS socket (its TLS state is the object's),
+        nor where the reactor cannot watch the wake fd (Windows' ``select()``
+        takes sockets only, and the wake fd is a pipe there).
         """
-        if not isinstance(self._sock, ssl.SSLSocket):
+        if isinstance(self._sock, ssl.SSLSocket) or sys.platform == "win32":
+            return False
+        # Before the session can park: a close from another thread must wake it.
+        self.enable_wake()
+        with self._write_lock:  # no send on the socket object being detached
             sock = socket.socket(fileno=self._sock.detach())
             sock.setblocking(False)
             self._sock = sock
-        self._owns_socket = True
+            self._owns_socket = True
+        return True
 
     def park(self, resume: Callable[[], None], timeout: float | None = None) -> bool:
         """Have the reactor call ``resume`` at the next event, instead of a thread waiting.

@@ -155,7 +155,7 @@ def connection():
 
 def test_a_parked_connection_resumes_at_a_message_and_at_a_close_from_another_thread():
     with connection() as (client, server_sock, ws):
-        ws.take_socket()
+        assert ws.take_socket()
         assert server_sock.fileno() == -1, "the server's socket object is detached"
         server_sock.close()  # what the server does after the app returned: nothing happens
 
@@ -193,3 +193,18 @@ def test_a_parked_connection_resumes_at_its_keepalive_deadline():
         ws.close()
         ws.finish()
         server_sock.close()
+
+
+def test_a_close_from_another_thread_before_the_first_park_still_resumes_it():
+    with connection() as (_client, server_sock, ws):
+        assert ws.take_socket()  # the wake fd exists from here on
+        assert ws.next_event(block=False, linger=0) is IDLE
+        closer = threading.Thread(target=ws.close_from_any_thread, args=(4001, "early"))
+        closer.start()
+        closer.join(WAIT)
+        resumed = Resumed()
+        assert ws.park(resumed)  # the close came first: the park still resumes
+        resumed.wait()
+        assert ws.next_event(block=False, linger=0) is None
+        ws.finish()
+        assert ws.close_code == 4001

@@ -3,7 +3,7 @@
 It is Django's development server (staticfiles' when that app is installed, so
 static files keep being served) with a request handler that puts the client socket
 in the WSGI environ (:data:`~django_websocket.transports.servers.SOCKET_KEY`) and
-writes nothing after a WebSocket session. Threaded as always; ``--multithreaded``
+writes nothing once a WebSocket took the connection over. Threaded as always; ``--multithreaded``
 is accepted for django-websocket 0.3 compatibility. A sync ``WebSocketView``'s
 session starts once the response is done and parks between events
 (:data:`~django_websocket.transports.servers.DEFER_KEY`): the request's thread
