@@ -30,6 +30,10 @@ __all__ = ["AsyncWebSocket"]
 
 logger = logging.getLogger("django_websocket")
 
+# For the per-message checks: an enum member read from its class costs ~45 ns on
+# Python 3.11, a module global ~5.
+_OPEN, _CLOSED = State.OPEN, State.CLOSED
+
 
 class AsyncWebSocket(BaseWebSocket):
     """A server-side WebSocket connection for ``async def`` views.
@@ -124,7 +128,7 @@ class AsyncWebSocket(BaseWebSocket):
         # Per message, so no calls that can be spared: ``_items`` is empty exactly
         # when the Fifo is, and with no deadline pending there is no timeout.
         while not self._messages._items:
-            if self._state is State.CLOSED:
+            if self._state is _CLOSED:
                 return None
             if self._pump_task is not None and not self._pump_task.done():
                 self._arrived.clear()
@@ -157,7 +161,7 @@ class AsyncWebSocket(BaseWebSocket):
             # The common case, kept short (it runs per message): a message well
             # within the size limit while open goes straight to the caller.
             kind = event.__class__
-            if (kind is str or kind is bytes) and self._state is State.OPEN:
+            if (kind is str or kind is bytes) and self._state is _OPEN:
                 limit = self._max_message_size
                 if limit is None or len(event) <= (limit if kind is bytes else limit >> 2):  # type: ignore[arg-type]
                     if self._ping_interval is not None:
@@ -199,7 +203,7 @@ class AsyncWebSocket(BaseWebSocket):
         """
         if message.__class__ is not str and message.__class__ is not bytes:
             message = self._checked(message)
-        if self._state is not State.OPEN:
+        if self._state is not _OPEN:
             raise self._closed_error()
         try:
             await self._transport.send(message)

@@ -121,8 +121,11 @@ class ASGITransport:
         """The event of a server message (from :meth:`direct`); ``None`` if none for us."""
         self._waiter, self._woken = None, False
         if message["type"] == "websocket.receive":  # per message: no method call
-            text = message.get("text")
-            return text if text is not None else bytes(message.get("bytes") or b"")
+            text: str | None = message.get("text")
+            if text is not None:
+                return text
+            data = message.get("bytes")
+            return data if data.__class__ is bytes else bytes(data or b"")
         return self._event(message)
 
     def interrupted(self, exc: BaseException) -> bool:
