@@ -12,7 +12,7 @@ import pytest
 
 from django_websocket.connection_async import AsyncWebSocket
 from django_websocket.events import CloseCode
-from django_websocket.transports.asgi import ASGITransport
+from django_websocket.transports.asgi import ASGITransport, _task_of
 
 pytestmark = pytest.mark.asyncio
 
@@ -84,3 +84,30 @@ async def test_a_real_cancel_of_the_waiting_task_is_not_swallowed():
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
+
+
+async def test_binary_payloads_arrive_as_bytes_whatever_type_the_server_used():
+    # ASGI says "bytes", but a server may hand over a bytearray or a memoryview;
+    # a receive event with neither key is an empty binary message.
+    peer = Peer()
+    ws = connect(peer)
+    for data in (b"ab", bytearray(b"cd"), memoryview(b"ef")):
+        peer.incoming.put_nowait({"type": "websocket.receive", "bytes": data})
+    peer.incoming.put_nowait({"type": "websocket.receive"})
+    received = [await ws.wait() for _ in range(4)]
+    assert received == [b"ab", b"cd", b"ef", b""]
+    assert {type(message) for message in received} == {bytes}
+
+
+async def test_the_task_the_transport_records_is_the_current_task():
+    # _task_of replaces asyncio.current_task() on the per-message path (the task
+    # that wake() cancels, the send the timeout watch cancels): same answer, in
+    # this task and in another one.
+    loop = asyncio.get_running_loop()
+
+    async def current() -> tuple[asyncio.Task | None, asyncio.Task | None]:
+        return _task_of(loop), asyncio.current_task()
+
+    assert _task_of(loop) is asyncio.current_task()
+    recorded, actual = await loop.create_task(current())
+    assert recorded is actual and actual is not None and actual is not asyncio.current_task()
