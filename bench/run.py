@@ -2,7 +2,7 @@
 
 Run from the repository root, in the benchmark's virtualenv (``make bench`` makes it)::
 
-    make bench                                        # the full run: every server, 3 reps
+    make bench                                        # the full run: every server, 5 reps
     .venv-bench/bin/python bench/run.py --quick       # a short smoke run (a minute or two)
     .venv-bench/bin/python bench/run.py --servers websockets,ours-async-uvicorn --repeat 5
     .venv-bench/bin/python bench/run.py --profile ours-async-uvicorn   # py-spy flamegraph
@@ -11,8 +11,10 @@ Run from the repository root, in the benchmark's virtualenv (``make bench`` make
 
 Each server (see ``bench/lineup.py`` and ``--list``) is a minimal echo in one process,
 pinned with ``taskset`` to one CPU while this load generator runs pinned to another.
-For each repetition, servers run one after the other (a fresh process each, the
-order rotated by one each repetition), and each measures, in this order:
+First, ``--warmup-seconds`` of unmeasured 64 B echo load on the reference server
+(the first servers of repetition 1 used to measure 3-15% low). Then, for each
+repetition, servers run one after the other (a fresh process each, the order
+rotated by one each repetition), and each measures, in this order:
 
 1. idle memory: ``--idle-baseline`` connections, then ``--idle`` more, each echoing
    one message; the growth of the RSS of the server's process tree, per connection;
@@ -243,6 +245,31 @@ async def measure_server(
     if errors:
         row["error"] = "; ".join(errors)
     return row
+
+
+async def warm_up(spec: ServerSpec, args: argparse.Namespace, client: Any, logdir: Path) -> None:
+    """Load the machine for ``--warmup-seconds`` with ``spec``'s 64 B echo, unmeasured.
+
+    Without it the first servers of repetition 1 measured 3-15% below their medians
+    in three full runs (the reference too: the machine and this process, not a
+    server, were settling). A precaution: the medians of five repetitions are what
+    absorbs a slow moment.
+    """
+    server = Server(spec, args, logdir, args.server_cpu)
+    tree = loadgen.ProcessTree(server.pid)
+    rounds = 0
+    try:
+        await wait_ready(server, client, args.startup_timeout)
+        start = time.perf_counter()
+        while rounds == 0 or time.perf_counter() - start < args.warmup_seconds:
+            await _phase("warm-up", loadgen.echo(
+                client, HOST, server.port, spec.path, server=tree,
+                connections=args.connections, messages=args.messages,
+                size=args.small_size, opcode=args.opcode, warmup=0), args)  # fmt: skip
+            rounds += 1
+    finally:
+        server.stop()
+    print(f"  {rounds} round(s) of 64 B echo in {time.perf_counter() - start:.0f} s, not measured")
 
 
 async def _phase(name: str, coroutine: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -651,6 +678,10 @@ async def run_all(args: argparse.Namespace) -> dict[str, Any]:
         f"--loop {args.loop}; {args.repeat} repetition(s); logs in {logdir}",
         flush=True,
     )
+    if args.warmup_seconds > 0 and names:
+        warm = REFERENCE if REFERENCE in names else names[0]
+        print(f"[warm-up] {SERVERS[warm].label}", flush=True)
+        await warm_up(SERVERS[warm], args, client, logdir)
     raw: list[dict[str, Any]] = []
     for rep in range(args.repeat):
         shift = rep % len(items) if items else 0
@@ -740,7 +771,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=list(PHASES),
         help=f"comma-separated measurements (default: all of {','.join(PHASES)})",
     )
-    add("--repeat", type=int, help="repetitions, interleaved (default 3; --quick 1)")
+    add("--repeat", type=int, help="repetitions, interleaved (default 5; --quick 1)")
     add("--connections", type=int, help="echo connections (default 50)")
     add("--messages", type=int, help="64 B messages per connection (default 2000)")
     add("--latency-messages", type=int, help="64 B messages on one connection (default 2000)")
@@ -748,6 +779,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--small-size", type=int, default=64, help="bytes (default 64)")
     add("--large-size", type=int, default=65536, help="bytes (default 65536)")
     add("--warmup", type=int, help="unmeasured messages per connection first (default 20)")
+    add(
+        "--warmup-seconds",
+        type=float,
+        help="unmeasured 64 B echo load before repetition 1 (default 30; --quick 0)",
+    )
     add("--idle", type=int, help="idle connections measured (default 2000)")
     add("--idle-baseline", type=int, help="connections open before the baseline (default 50)")
     add("--handshakes", type=int, help="handshakes (default 2000)")
@@ -830,12 +866,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--profile-rate", type=int, default=100, help="py-spy samples per second")
     args = parser.parse_args(argv)
     defaults = {  # option: (full run, --quick)
-        "repeat": (3, 1),
+        "repeat": (5, 1),
         "connections": (50, 20),
         "messages": (2000, 300),
         "latency_messages": (2000, 300),
         "large_messages": (200, 30),
         "warmup": (20, 10),
+        "warmup_seconds": (30.0, 0.0),
         "idle": (2000, 300),
         "idle_baseline": (50, 20),
         "handshakes": (2000, 300),

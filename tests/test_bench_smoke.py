@@ -9,6 +9,7 @@ that the ratios to the reference are there, in the JSON and in the printed table
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +31,7 @@ def test_bench_harness_smoke(tmp_path):
         sys.executable, str(ROOT / "bench" / "run.py"),
         "--servers", ",".join(SERVERS), "--repeat", "1",
         "--connections", "4", "--messages", "40", "--latency-messages", "40",
-        "--large-messages", "5", "--warmup", "2",
+        "--large-messages", "5", "--warmup", "2", "--warmup-seconds", "0.01",
         "--idle", "20", "--idle-baseline", "4", "--handshakes", "20",
         "--fanout-members", "0", "--server-cpu", "none", "--client-cpu", "none",
         "--no-chart", "--results-dir", str(tmp_path), "--log-dir", str(tmp_path / "logs"),
@@ -59,6 +60,7 @@ def test_bench_harness_smoke(tmp_path):
     assert not list(tmp_path.glob("*.png"))
 
     table = result.stdout
+    assert "[warm-up] websockets" in table and re.search(r" [1-9]\d* round\(s\) of 64 B", table)
     assert "ours: async view, uvicorn" in table and "msgs/s 64B" in table and "x ws" in table
     reference = next(line for line in table.splitlines() if line.startswith("websockets"))
     assert " 1.00 " in reference
