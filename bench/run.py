@@ -380,20 +380,27 @@ def median(values: list[float | None]) -> float | None:
     return statistics.median(present) if present else None
 
 
-def paired_ratio(
+def paired_ratios(
     raw: list[dict[str, Any]], numerator: str, denominator: str, name: str
-) -> float | None:
-    """Median over repetitions of numerator/denominator, each pair from one repetition."""
+) -> list[float]:
+    """numerator/denominator in each repetition (both measured in it), in order."""
     by_rep: dict[int, dict[str, dict[str, Any]]] = {}
     for row in raw:
         by_rep.setdefault(row["rep"], {})[row["server"]] = row
-    ratios: list[float | None] = []
-    for rows in by_rep.values():
+    ratios: list[float] = []
+    for _, rows in sorted(by_rep.items()):
         if numerator in rows and denominator in rows:
             top, bottom = metric(rows[numerator], name), metric(rows[denominator], name)
             if top is not None and bottom:
                 ratios.append(top / bottom)
-    return median(ratios)
+    return ratios
+
+
+def paired_ratio(
+    raw: list[dict[str, Any]], numerator: str, denominator: str, name: str
+) -> float | None:
+    """Median over repetitions of numerator/denominator, each pair from one repetition."""
+    return median(list(paired_ratios(raw, numerator, denominator, name)))
 
 
 def summarize(raw: list[dict[str, Any]], names: list[str]) -> list[dict[str, Any]]:
@@ -427,12 +434,13 @@ def check_targets(raw: list[dict[str, Any]], summary: list[dict[str, Any]]) -> l
     for what, top, bottom, name, bound, direction in TARGETS:
         if top not in by_name or (bottom is not None and bottom not in by_name):
             continue
-        value = (
-            paired_ratio(raw, top, bottom, name) if bottom is not None else by_name[top].get(name)
-        )
+        # A ratio's value in each repetition too: how far apart they are says how
+        # much the median can be trusted (a noisy machine spreads them).
+        per_rep = paired_ratios(raw, top, bottom, name) if bottom is not None else []
+        value = median(list(per_rep)) if bottom is not None else by_name[top].get(name)
         ok = None if value is None else (value >= bound if direction == ">=" else value <= bound)
         checks.append({"target": what, "value": value, "bound": bound, "ok": ok,
-                       "unit": "x" if bottom is not None else ""})  # fmt: skip
+                       "unit": "x" if bottom is not None else "", "per_rep": per_rep})  # fmt: skip
     return checks
 
 
@@ -478,6 +486,8 @@ def format_table(summary: list[dict[str, Any]], checks: list[dict], meta: dict) 
         for c in checks:
             verdict = {True: "ok", False: "NO", None: "?"}[c["ok"]]
             value = _cell(c["value"], "{:.2f}") + c["unit"]
+            if len(c.get("per_rep") or ()) > 1:
+                value += f" (repetitions: {', '.join(f'{r:.2f}' for r in c['per_rep'])})"
             lines.append(f"  {verdict:<3} {c['target']}: {value}")
     return "\n".join(lines)
 
