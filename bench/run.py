@@ -428,6 +428,31 @@ def summarize(raw: list[dict[str, Any]], names: list[str]) -> list[dict[str, Any
     return summary
 
 
+def pool(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The repetitions of several runs as one result (for ``--from-json A B ...``).
+
+    Ratios stay paired within a repetition: each run's repetitions are renumbered
+    after the previous run's. Servers in the order they first appear.
+    """
+    if len(runs) == 1:
+        return runs[0]
+    raw: list[dict[str, Any]] = []
+    offset = 0
+    for run in runs:
+        raw += [{**row, "rep": row["rep"] + offset} for row in run["raw"]]
+        offset += 1 + max((row["rep"] for row in run["raw"]), default=-1)
+    meta = json.loads(json.dumps(runs[0]["meta"]))  # a copy
+    meta.update(
+        mode=f"{len(runs)} runs pooled",
+        date=f"{runs[0]['meta']['date']} to {runs[-1]['meta']['date']}",
+        repeat=offset,
+        pooled=[run["meta"]["date"] for run in runs],
+    )
+    meta["machine"]["loadavg_end"] = runs[-1]["meta"]["machine"]["loadavg_end"]
+    summary = [entry for run in runs for entry in run["summary"]]
+    return {"meta": meta, "summary": summary, "raw": raw}
+
+
 def check_targets(raw: list[dict[str, Any]], summary: list[dict[str, Any]]) -> list[dict]:
     by_name = {entry["server"]: entry for entry in summary}
     checks = []
@@ -485,7 +510,9 @@ def format_table(summary: list[dict[str, Any]], checks: list[dict], meta: dict) 
         lines += ["", "Targets (issue 8):"]
         for c in checks:
             verdict = {True: "ok", False: "NO", None: "?"}[c["ok"]]
-            value = _cell(c["value"], "{:.2f}") + c["unit"]
+            # Three decimals where two would round across the bound ("NO 1.00x").
+            close = c["value"] is not None and abs(c["value"] - c["bound"]) < 0.005
+            value = _cell(c["value"], "{:.3f}" if close else "{:.2f}") + c["unit"]
             if len(c.get("per_rep") or ()) > 1:
                 value += f" (repetitions: {', '.join(f'{r:.2f}' for r in c['per_rep'])})"
             lines.append(f"  {verdict:<3} {c['target']}: {value}")
@@ -854,8 +881,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add(
         "--from-json",
         type=Path,
+        nargs="+",
         metavar="PATH",
-        help="measure nothing: print the table of a run's JSON, redraw its chart",
+        help="measure nothing: print the table of a run's JSON, redraw its chart; of "
+        "several runs' JSON, pool their repetitions into a new result",
     )
     add("--no-chart", action="store_true", help="write no PNG")
     add("--publish", action="store_true", help="also copy the chart to docs/_static/bench.png")
@@ -918,11 +947,13 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{spec.name:<24} {spec.label}{note}")
         return
     if args.from_json:
-        results = json.loads(args.from_json.read_text())
-        names = [entry["server"] for entry in results["summary"]]
+        results = pool([json.loads(path.read_text()) for path in args.from_json])
+        names = list(dict.fromkeys(entry["server"] for entry in results["summary"]))
         results["summary"] = summarize(results["raw"], names)  # this version's summary
         results["targets"] = check_targets(results["raw"], results["summary"])
-        output(results, args, base=args.from_json.with_suffix(""))
+        # One run: its table again, its chart redrawn beside it. Several: a new result.
+        one = len(args.from_json) == 1
+        output(results, args, base=args.from_json[0].with_suffix("") if one else None)
         return
     setup_process(args)
     loadgen.OPEN_TIMEOUT = args.open_timeout

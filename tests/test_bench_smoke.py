@@ -64,3 +64,18 @@ def test_bench_harness_smoke(tmp_path):
     assert "ours: async view, uvicorn" in table and "msgs/s 64B" in table and "x ws" in table
     reference = next(line for line in table.splitlines() if line.startswith("websockets"))
     assert " 1.00 " in reference
+
+    # Several runs' JSON pooled (--from-json A B): repetitions renumbered, not merged.
+    pooled_dir = tmp_path / "pooled"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--from-json", str(path), str(path),
+         "--no-chart", "--results-dir", str(pooled_dir)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (pooled_path,) = pooled_dir.glob("bench-*.json")
+    pooled = json.loads(pooled_path.read_text())
+    assert pooled["meta"]["repeat"] == 2 and "2 runs pooled" in result.stdout
+    assert sorted({row["rep"] for row in pooled["raw"]}) == [0, 1]
+    assert len(pooled["raw"]) == 2 * len(data["raw"])
+    assert {entry["server"] for entry in pooled["summary"]} == set(SERVERS)
