@@ -60,6 +60,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -258,6 +259,7 @@ async def warm_up(spec: ServerSpec, args: argparse.Namespace, client: Any, logdi
     server = Server(spec, args, logdir, args.server_cpu)
     tree = loadgen.ProcessTree(server.pid)
     rounds = 0
+    start = time.perf_counter()
     try:
         await wait_ready(server, client, args.startup_timeout)
         start = time.perf_counter()
@@ -267,6 +269,8 @@ async def warm_up(spec: ServerSpec, args: argparse.Namespace, client: Any, logdi
                 connections=args.connections, messages=args.messages,
                 size=args.small_size, opcode=args.opcode, warmup=0), args)  # fmt: skip
             rounds += 1
+    except Exception as exc:  # not a measurement: the run goes on without it
+        print(f"  FAILED: warm-up: {type(exc).__name__}: {str(exc).strip()[:2000]}", flush=True)
     finally:
         server.stop()
     print(f"  {rounds} round(s) of 64 B echo in {time.perf_counter() - start:.0f} s, not measured")
@@ -375,7 +379,7 @@ def metric(row: dict[str, Any], name: str) -> float | None:
     return None if value is None else float(value)
 
 
-def median(values: list[float | None]) -> float | None:
+def median(values: Iterable[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return statistics.median(present) if present else None
 
@@ -400,7 +404,7 @@ def paired_ratio(
     raw: list[dict[str, Any]], numerator: str, denominator: str, name: str
 ) -> float | None:
     """Median over repetitions of numerator/denominator, each pair from one repetition."""
-    return median(list(paired_ratios(raw, numerator, denominator, name)))
+    return median(paired_ratios(raw, numerator, denominator, name))
 
 
 def summarize(raw: list[dict[str, Any]], names: list[str]) -> list[dict[str, Any]]:
@@ -462,7 +466,7 @@ def check_targets(raw: list[dict[str, Any]], summary: list[dict[str, Any]]) -> l
         # A ratio's value in each repetition too: how far apart they are says how
         # much the median can be trusted (a noisy machine spreads them).
         per_rep = paired_ratios(raw, top, bottom, name) if bottom is not None else []
-        value = median(list(per_rep)) if bottom is not None else by_name[top].get(name)
+        value = median(per_rep) if bottom is not None else by_name[top].get(name)
         ok = None if value is None else (value >= bound if direction == ">=" else value <= bound)
         checks.append({"target": what, "value": value, "bound": bound, "ok": ok,
                        "unit": "x" if bottom is not None else "", "per_rep": per_rep})  # fmt: skip
