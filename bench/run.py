@@ -453,8 +453,12 @@ def pool(runs: list[dict[str, Any]]) -> dict[str, Any]:
         pooled=[run["meta"]["date"] for run in runs],
     )
     meta["machine"]["loadavg_end"] = runs[-1]["meta"]["machine"]["loadavg_end"]
-    summary = [entry for run in runs for entry in run["summary"]]
-    return {"meta": meta, "summary": summary, "raw": raw}
+    # Each server once, in the order it first appears (the entries are recomputed).
+    first: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        for entry in run["summary"]:
+            first.setdefault(entry["server"], entry)
+    return {"meta": meta, "summary": list(first.values()), "raw": raw}
 
 
 def check_targets(raw: list[dict[str, Any]], summary: list[dict[str, Any]]) -> list[dict]:
@@ -463,10 +467,13 @@ def check_targets(raw: list[dict[str, Any]], summary: list[dict[str, Any]]) -> l
     for what, top, bottom, name, bound, direction in TARGETS:
         if top not in by_name or (bottom is not None and bottom not in by_name):
             continue
-        # A ratio's value in each repetition too: how far apart they are says how
-        # much the median can be trusted (a noisy machine spreads them).
-        per_rep = paired_ratios(raw, top, bottom, name) if bottom is not None else []
-        value = median(per_rep) if bottom is not None else by_name[top].get(name)
+        if bottom is None:
+            per_rep, value = [], by_name[top].get(name)
+        else:
+            # A ratio's value in each repetition too: how far apart they are says
+            # how much the median can be trusted (a noisy machine spreads them).
+            per_rep = paired_ratios(raw, top, bottom, name)
+            value = median(per_rep)
         ok = None if value is None else (value >= bound if direction == ">=" else value <= bound)
         checks.append({"target": what, "value": value, "bound": bound, "ok": ok,
                        "unit": "x" if bottom is not None else "", "per_rep": per_rep})  # fmt: skip
@@ -952,7 +959,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.from_json:
         results = pool([json.loads(path.read_text()) for path in args.from_json])
-        names = list(dict.fromkeys(entry["server"] for entry in results["summary"]))
+        names = [entry["server"] for entry in results["summary"]]
         results["summary"] = summarize(results["raw"], names)  # this version's summary
         results["targets"] = check_targets(results["raw"], results["summary"])
         # One run: its table again, its chart redrawn beside it. Several: a new result.
