@@ -173,6 +173,9 @@ class InProcess(Driver):
         self.connections.append(connection)
         return connection
 
+    def wait_released(self):
+        """Nothing to wait for: the test client's ``close()`` returns once the session ended."""
+
     def on_close(self):
         """Log the view's ``on_close``: it has run once the connection is closed."""
         facts = [e for e in views.EVENTS.get(self.key, []) if e["event"] == "close"]
@@ -292,6 +295,22 @@ class Live(Driver):
             response = raw.read_response()
         assert response.status != 101, "rawws handshakes are for refusals only"
         self.log.append(refusal(response.status, response.headers.items(), response.body))
+
+    def wait_released(self):
+        """Wait (bounded poll) until the server counts no connection.
+
+        The client's ``close()`` returns when the server closed the socket; the
+        server gives the connection's ``MAX_CONNECTIONS`` slot back a moment later,
+        after ``on_close`` (under ASGI the server closes the socket before the
+        application even hears of it), so a handshake right away may get 503.
+        """
+
+        def released():
+            url = self.server.http_url("/open-connections/")
+            with self.opener.open(url, timeout=TIMEOUT) as response:
+                return response.read() == b"0"
+
+        wait_until(released, what="the server released every connection")
 
     def on_close(self):
         """Log the view's ``on_close``, which the server records in a file (bounded poll)."""

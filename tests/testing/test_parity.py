@@ -493,6 +493,7 @@ def test_parity_503_over_max_connections(in_process, start_server):
         first.send("still here")
         first.receive()
         first.close()
+        d.wait_released()
         third = d.connect("/ws/echo/")  # the slot is free again
         third.send("back")
         third.receive()

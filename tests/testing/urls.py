@@ -8,6 +8,7 @@ urlpatterns = [
     path("login/", views.log_in),
     path("set-cookie/", views.set_cookie),
     path("session/", views.session_report),
+    path("open-connections/", views.open_connections),
     path("ws/echo/", views.Echo.as_view()),
     path("ws/async-echo/", views.AsyncEcho.as_view()),
     path("ws/json/", views.JsonEcho.as_view()),

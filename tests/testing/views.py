@@ -20,6 +20,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse
 
 from django_websocket import WebSocketView, accept_websocket, require_websocket
+from django_websocket.connection import registry
 
 _KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -66,6 +67,11 @@ def log_in(request):
 def session_report(request):
     """Report the session value ``ws`` (written by :class:`SessionWriter`)."""
     return HttpResponse(str(request.session.get("ws")), content_type="text/plain")
+
+
+def open_connections(request):
+    """Report how many WebSockets this process counts (its ``MAX_CONNECTIONS`` count)."""
+    return HttpResponse(str(len(registry)), content_type="text/plain")
 
 
 def set_cookie(request):
