@@ -301,8 +301,7 @@ class Live(Driver):
 
         The client's ``close()`` returns when the server closed the socket; the
         server gives the connection's ``MAX_CONNECTIONS`` slot back a moment later,
-        after ``on_close`` (under ASGI the server closes the socket before the
-        application even hears of it), so a handshake right away may get 503.
+        after ``on_close``, so a handshake right away may still get 503.
         """
 
         def released():
