@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import csv
 import functools
 import gc
@@ -445,7 +446,7 @@ def pool(runs: list[dict[str, Any]]) -> dict[str, Any]:
     for run in runs:
         raw += [{**row, "rep": row["rep"] + offset} for row in run["raw"]]
         offset += 1 + max((row["rep"] for row in run["raw"]), default=-1)
-    meta = json.loads(json.dumps(runs[0]["meta"]))  # a copy
+    meta = copy.deepcopy(runs[0]["meta"])
     meta.update(
         mode=f"{len(runs)} runs pooled",
         date=f"{runs[0]['meta']['date']} to {runs[-1]['meta']['date']}",
